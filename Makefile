@@ -1,0 +1,38 @@
+# Every target installs missing Debian packages first (scripts/install-deps).
+BUILD ?= build
+CMAKE_FLAGS ?=
+JOBS ?= $(shell nproc)
+SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null || find . -name '*.[ch]pp' -not -path './build*')
+
+.PHONY: all deps configure build test demo bench format format-check clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+configure: deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: configure
+	cmake --build $(BUILD) -j$(JOBS)
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+
+demo: build
+	@scripts/demo $(BUILD)
+
+bench: deps
+	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DORGSYNC_BUILD_TESTS=OFF
+	cmake --build build-release -j$(JOBS) --target authorize_bench
+	build-release/bench/authorize_bench $(BENCH_ARGS)
+
+format: deps
+	clang-format -i $(SOURCES)
+
+format-check: deps
+	clang-format --dry-run --Werror $(SOURCES)
+
+clean:
+	rm -rf build build-release build-asan

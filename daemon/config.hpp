@@ -1,0 +1,150 @@
+#pragma once
+
+// The daemon configuration (DESIGN §3, `orgsyncd.toml`): where the store and
+// the mapping live, how to listen, and how to reach each directory source.
+//
+// Loading is parsing plus validation of syntax, types and ranges. The loader
+// never opens the files the configuration names (secrets, certificates, the
+// mapping, the store): it only checks that each is named sensibly and resolves
+// relative names against the configuration file's directory. Whether those
+// files exist is for the component that opens them to report.
+//
+// Every option is declared once, in config.cpp, with its key, type, default
+// and allowed values or range; the defaults below are the same values.
+
+#include <chrono>
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace orgsync::daemon {
+
+// One problem found in a configuration file, written for the admin who edits
+// it. `line` and `column` (1-based) point at the offending key or value; they
+// are 0 when the problem is the file as a whole (it cannot be read).
+// Messages name keys and state the rule; they never quote values (except a
+// source's validated name), so a secret pasted into the wrong key is not
+// echoed back.
+struct ConfigError {
+    std::string path;  // the configuration file, as given to the loader
+    int line = 0;
+    int column = 0;
+    std::string message;
+
+    // "path:line:column: message", or "path: message" when line is 0.
+    std::string to_string() const;
+
+    bool operator==(const ConfigError&) const = default;
+};
+
+// The directory server implementation; it decides which attributes identify
+// users (entryUUID, objectGUID, nsUniqueId) and which controls are used.
+enum class LdapFlavor : std::uint8_t { openldap, active_directory, ds389 };
+
+std::string_view to_string(LdapFlavor flavor);  // "openldap" | "ad" | "389ds"
+std::optional<LdapFlavor> parse_ldap_flavor(std::string_view text);
+
+// A `[[source]]` with `type = "ldap"`. File paths are absolute after loading;
+// an empty path means the key was not set.
+struct LdapSourceConfig {
+    LdapFlavor flavor = LdapFlavor::openldap;
+    std::vector<std::string> uris;  // key "uri": at least one, tried in order
+    bool start_tls = false;
+    bool tls_verify = true;  // verify the server certificate (ldaps:// and StartTLS)
+    std::filesystem::path ca_file;
+    std::filesystem::path client_cert_file;  // with client_key_file: TLS client authentication
+    std::filesystem::path client_key_file;
+    std::string bind_dn;                       // empty: no simple bind
+    std::filesystem::path bind_password_file;  // set exactly when bind_dn is
+    std::string user_base;                     // required
+    std::string user_filter = "(objectClass=inetOrgPerson)";
+    std::string group_base;  // where group entries are searched; empty: not set
+    std::string group_filter = "(objectClass=groupOfNames)";
+    std::string group_member_attribute = "member";  // member | uniqueMember | memberUid | memberOf
+    std::string email_attribute = "mail";
+    std::chrono::seconds interval = std::chrono::minutes(15);  // 10s..7d
+    std::chrono::seconds timeout = std::chrono::seconds(30);   // per LDAP operation, 1s..10m
+    int page_size = 1000;                                      // 1..100000
+
+    bool operator==(const LdapSourceConfig&) const = default;
+};
+
+// A `[[source]]` with `type = "scim"`: an identity provider pushing to
+// /scim/v2, bound to one org; the SCIM component reads its bearer token from
+// token_file.
+struct ScimSourceConfig {
+    std::string org;  // org slug, [a-z0-9-]{1,63}
+    std::filesystem::path token_file;
+
+    bool operator==(const ScimSourceConfig&) const = default;
+};
+
+struct SourceConfig {
+    std::string name;  // unique, [a-z0-9][a-z0-9_-]{0,62}
+    std::string type;  // "ldap" | "scim"; says which alternative `settings` holds
+    std::variant<LdapSourceConfig, ScimSourceConfig> settings;
+
+    bool operator==(const SourceConfig&) const = default;
+};
+
+// An outbound webhook receiver (`[[webhook.target]]`).
+struct WebhookTarget {
+    std::string url;  // http:// or https://
+    std::filesystem::path secret_file;
+
+    bool operator==(const WebhookTarget&) const = default;
+};
+
+// All paths are absolute after loading (relative ones are resolved against
+// the configuration file's directory); an empty optional path means "not set".
+struct Config {
+    std::filesystem::path file;  // the config file itself, as given to the loader
+    std::filesystem::path store_path = "/var/lib/orgsync/orgsync.db";  // [store] path
+    std::string http_listen = "127.0.0.1:8650";  // [http] listen, see parse_listen_address
+    std::filesystem::path api_token_file;        // [http]
+    std::filesystem::path tls_cert_file;         // [http]; set together with tls_key_file
+    std::filesystem::path tls_key_file;
+    std::filesystem::path mapping_file;  // [mapping] file, default "mapping.toml" next to this file
+    std::string log_level = "info";      // trace|debug|info|warn|error|critical|off
+    std::vector<SourceConfig> sources;   // in file order
+    std::filesystem::path webhook_secret_file;  // [webhook] secret_file: inbound signatures
+    std::vector<WebhookTarget> webhook_targets;
+
+    // The source called `name`, or nullptr.
+    const SourceConfig* find_source(std::string_view name) const;
+
+    bool operator==(const Config&) const = default;
+};
+
+// Parses and validates the file. On failure returns every error found (not
+// just the first), sorted by line then column; a TOML syntax error stops
+// parsing, so it is reported alone.
+std::expected<Config, std::vector<ConfigError>> load_config(const std::filesystem::path& file);
+
+// Same, from text; `file` is used only in messages and to resolve relative
+// paths (against its directory, made absolute from the working directory).
+std::expected<Config, std::vector<ConfigError>> parse_config(std::string_view text,
+                                                             const std::filesystem::path& file);
+
+// "host:port" or "[ipv6]:port" with a port in 1..65535. The host is returned
+// without brackets. No name resolution happens here.
+struct ListenAddress {
+    std::string host;
+    std::uint16_t port = 0;
+};
+std::optional<ListenAddress> parse_listen_address(std::string_view text);
+
+// A duration as written in the configuration: one or more <number><unit>
+// groups, units d, h, m, s in that order, each at most once ("30s", "15m",
+// "1h30m", "7d"). nullopt when malformed or above 100 years.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text);
+
+// The shortest spelling parse_duration accepts for `value` ("1h30m"; "0s").
+std::string format_duration(std::chrono::seconds value);
+
+}  // namespace orgsync::daemon

@@ -1,0 +1,191 @@
+#include "directory/schema.hpp"
+
+#include <array>
+
+namespace orgsync::directory::schema {
+namespace {
+
+// Version 1: organizations, users, memberships with their per-source
+// assertions, groups, projects, datasets and grants. User grants reference
+// the membership, so ending a membership removes them (invariant 6).
+constexpr std::string_view k_v1 = R"sql(
+CREATE TABLE users (
+    id           INTEGER PRIMARY KEY,
+    email        TEXT NOT NULL UNIQUE,
+    display_name TEXT NOT NULL DEFAULT '',
+    active       INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1))
+);
+
+CREATE TABLE user_external_ids (
+    user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    source  TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    value   TEXT NOT NULL,
+    PRIMARY KEY (source, kind, value)
+);
+CREATE INDEX user_external_ids_by_user ON user_external_ids (user_id);
+
+CREATE TABLE orgs (
+    id        INTEGER PRIMARY KEY,
+    slug      TEXT NOT NULL UNIQUE,
+    name      TEXT NOT NULL,
+    workforce INTEGER NOT NULL DEFAULT 0 CHECK (workforce IN (0, 1)),
+    owner_id  INTEGER NOT NULL REFERENCES users (id)
+);
+
+CREATE TABLE memberships (
+    org_id    INTEGER NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    user_id   INTEGER NOT NULL REFERENCES users (id),
+    user_type TEXT NOT NULL CHECK (user_type IN ('internal', 'workforce', 'external')),
+    role      TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'member', 'guest')),
+    PRIMARY KEY (org_id, user_id)
+) WITHOUT ROWID;
+CREATE INDEX memberships_by_user ON memberships (user_id);
+
+CREATE TABLE membership_assertions (
+    org_id    INTEGER NOT NULL,
+    user_id   INTEGER NOT NULL,
+    source    TEXT NOT NULL,
+    user_type TEXT NOT NULL CHECK (user_type IN ('internal', 'workforce', 'external')),
+    role      TEXT NOT NULL CHECK (role IN ('admin', 'member', 'guest')),
+    PRIMARY KEY (org_id, user_id, source),
+    FOREIGN KEY (org_id, user_id) REFERENCES memberships (org_id, user_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE TABLE groups (
+    id     INTEGER PRIMARY KEY,
+    org_id INTEGER NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    name   TEXT NOT NULL,
+    UNIQUE (org_id, name)
+);
+
+CREATE TABLE group_members (
+    group_id INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    org_id   INTEGER NOT NULL,
+    user_id  INTEGER NOT NULL,
+    source   TEXT NOT NULL,
+    PRIMARY KEY (group_id, user_id, source),
+    FOREIGN KEY (org_id, user_id) REFERENCES memberships (org_id, user_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX group_members_by_member ON group_members (org_id, user_id);
+
+CREATE TABLE projects (
+    id         INTEGER PRIMARY KEY,
+    org_id     INTEGER NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    slug       TEXT NOT NULL,
+    visibility TEXT NOT NULL CHECK (visibility IN ('public', 'private')),
+    UNIQUE (org_id, slug)
+);
+
+CREATE TABLE project_tags (
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    tag        TEXT NOT NULL,
+    PRIMARY KEY (project_id, tag)
+) WITHOUT ROWID;
+
+CREATE TABLE datasets (
+    id     INTEGER PRIMARY KEY,
+    org_id INTEGER NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+    slug   TEXT NOT NULL,
+    UNIQUE (org_id, slug)
+);
+
+CREATE TABLE dataset_projects (
+    dataset_id INTEGER NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    PRIMARY KEY (dataset_id, project_id)
+) WITHOUT ROWID;
+
+CREATE TABLE project_user_grants (
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    org_id     INTEGER NOT NULL,
+    user_id    INTEGER NOT NULL,
+    source     TEXT NOT NULL,
+    level      TEXT NOT NULL CHECK (level IN ('read', 'write', 'admin')),
+    PRIMARY KEY (project_id, user_id, source),
+    FOREIGN KEY (org_id, user_id) REFERENCES memberships (org_id, user_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX project_user_grants_by_member ON project_user_grants (org_id, user_id);
+
+CREATE TABLE project_group_grants (
+    project_id INTEGER NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    group_id   INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    source     TEXT NOT NULL,
+    level      TEXT NOT NULL CHECK (level IN ('read', 'write', 'admin')),
+    PRIMARY KEY (project_id, group_id, source)
+) WITHOUT ROWID;
+CREATE INDEX project_group_grants_by_group ON project_group_grants (group_id);
+
+CREATE TABLE dataset_user_grants (
+    dataset_id INTEGER NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+    org_id     INTEGER NOT NULL,
+    user_id    INTEGER NOT NULL,
+    source     TEXT NOT NULL,
+    access     TEXT NOT NULL CHECK (access IN ('read', 'write')),
+    PRIMARY KEY (dataset_id, user_id, source),
+    FOREIGN KEY (org_id, user_id) REFERENCES memberships (org_id, user_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+CREATE INDEX dataset_user_grants_by_member ON dataset_user_grants (org_id, user_id);
+
+CREATE TABLE dataset_group_grants (
+    dataset_id INTEGER NOT NULL REFERENCES datasets (id) ON DELETE CASCADE,
+    group_id   INTEGER NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    source     TEXT NOT NULL,
+    access     TEXT NOT NULL CHECK (access IN ('read', 'write')),
+    PRIMARY KEY (dataset_id, group_id, source)
+) WITHOUT ROWID;
+CREATE INDEX dataset_group_grants_by_group ON dataset_group_grants (group_id);
+)sql";
+
+// Version 2: the per-source mirrors (DESIGN §2) and the audit log.
+constexpr std::string_view k_v2 = R"sql(
+CREATE TABLE source_users (
+    source       TEXT NOT NULL,
+    external_id  TEXT NOT NULL,
+    email        TEXT NOT NULL,
+    display_name TEXT NOT NULL DEFAULT '',
+    active       INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+    attributes   TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(attributes)),
+    PRIMARY KEY (source, external_id)
+) WITHOUT ROWID;
+
+CREATE TABLE source_groups (
+    source      TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    attributes  TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(attributes)),
+    PRIMARY KEY (source, external_id)
+) WITHOUT ROWID;
+
+CREATE TABLE source_group_members (
+    source            TEXT NOT NULL,
+    group_external_id TEXT NOT NULL,
+    member_id         TEXT NOT NULL,
+    PRIMARY KEY (source, group_external_id, member_id),
+    FOREIGN KEY (source, group_external_id)
+        REFERENCES source_groups (source, external_id) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+CREATE TABLE audit_log (
+    id      INTEGER PRIMARY KEY,
+    at      TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    source  TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    org     TEXT NOT NULL DEFAULT '',
+    subject TEXT NOT NULL DEFAULT '',
+    detail  TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(detail))
+);
+)sql";
+
+constexpr std::array<Migration, 2> k_migrations{{
+    {1, "organizations, users, memberships, groups, projects, datasets, grants", k_v1},
+    {2, "source mirrors and audit log", k_v2},
+}};
+
+}  // namespace
+
+std::span<const Migration> migrations() {
+    return k_migrations;
+}
+
+}  // namespace orgsync::directory::schema

@@ -1,0 +1,75 @@
+#pragma once
+
+// The in-memory, immutable view that decisions are made from. The store
+// builds one OrgView per org from SQLite after each commit that touches the
+// org and publishes a new Snapshot sharing every untouched OrgView, so a
+// write costs a rebuild of the orgs it changed and readers never lock.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "directory/model.hpp"
+
+namespace orgsync::directory {
+
+struct StringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view text) const noexcept {
+        return std::hash<std::string_view>{}(text);
+    }
+};
+
+template <typename V>
+using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
+
+// Index of a group inside its OrgView::group_names.
+using GroupIndex = std::uint32_t;
+
+struct MemberView {
+    UserId id = 0;
+    UserType user_type = UserType::external;
+    OrgRole role = OrgRole::guest;
+    bool active = true;
+    std::vector<GroupIndex> groups;  // sorted
+};
+
+template <typename Access>
+struct GrantsView {
+    std::unordered_map<UserId, Access> users;
+    std::vector<std::pair<GroupIndex, Access>> groups;  // sorted by access, highest first
+};
+
+struct ProjectView {
+    ProjectId id = 0;
+    Visibility visibility = Visibility::private_;
+    GrantsView<Level> grants;
+};
+
+struct DatasetView {
+    DatasetId id = 0;
+    GrantsView<DatasetAccess> grants;
+};
+
+struct OrgView {
+    OrgId id = 0;
+    std::string slug;
+    StringMap<MemberView> members;  // by canonical email
+    std::vector<std::string> group_names;
+    StringMap<ProjectView> projects;  // by slug
+    StringMap<DatasetView> datasets;  // by slug
+};
+
+struct Snapshot {
+    StringMap<std::shared_ptr<const OrgView>> orgs;  // by slug
+
+    const OrgView* find_org(std::string_view slug) const {
+        auto it = orgs.find(slug);
+        return it == orgs.end() ? nullptr : it->second.get();
+    }
+};
+
+}  // namespace orgsync::directory

@@ -1,0 +1,170 @@
+#include "directory/snapshot_builder.hpp"
+
+#include <algorithm>
+
+namespace orgsync::directory {
+namespace {
+
+template <typename Access>
+void keep_highest(std::unordered_map<UserId, Access>& grants, UserId user, Access access) {
+    auto [it, inserted] = grants.emplace(user, access);
+    if (!inserted && it->second < access) {
+        it->second = access;
+    }
+}
+
+// Group grants collapse to one entry per group (the highest level any
+// source asserts), sorted highest first so a decision can stop at the first
+// group the user is in.
+template <typename Access>
+void normalise_group_grants(std::vector<std::pair<GroupIndex, Access>>& grants) {
+    std::sort(grants.begin(), grants.end(), [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first < b.first : a.second > b.second;
+    });
+    grants.erase(std::unique(grants.begin(), grants.end(),
+                             [](const auto& a, const auto& b) { return a.first == b.first; }),
+                 grants.end());
+    std::stable_sort(grants.begin(), grants.end(),
+                     [](const auto& a, const auto& b) { return a.second > b.second; });
+}
+
+}  // namespace
+
+std::shared_ptr<const OrgView> build_org_view(Db& db, OrgId org) {
+    auto view = std::make_shared<OrgView>();
+    view->id = org;
+    {
+        auto& q = db.query("SELECT slug FROM orgs WHERE id = ?", org);
+        if (!q.executeStep()) {
+            return nullptr;
+        }
+        view->slug = q.getColumn(0).getString();
+    }
+
+    std::unordered_map<UserId, MemberView*> by_id;
+    {
+        auto& q = db.query(
+            "SELECT u.id, u.email, u.active, m.user_type, m.role FROM memberships m "
+            "JOIN users u ON u.id = m.user_id WHERE m.org_id = ?",
+            org);
+        while (q.executeStep()) {
+            MemberView member;
+            member.id = q.getColumn(0).getInt64();
+            member.active = q.getColumn(2).getInt() != 0;
+            member.user_type = parse_user_type(q.getColumn(3).getString()).value();
+            member.role = parse_org_role(q.getColumn(4).getString()).value();
+            auto [it, inserted] = view->members.emplace(q.getColumn(1).getString(), member);
+            by_id.emplace(member.id, &it->second);
+        }
+    }
+
+    std::unordered_map<GroupId, GroupIndex> group_index;
+    {
+        auto& q = db.query("SELECT id, name FROM groups WHERE org_id = ? ORDER BY id", org);
+        while (q.executeStep()) {
+            group_index.emplace(q.getColumn(0).getInt64(),
+                                static_cast<GroupIndex>(view->group_names.size()));
+            view->group_names.push_back(q.getColumn(1).getString());
+        }
+    }
+    {
+        auto& q =
+            db.query("SELECT DISTINCT group_id, user_id FROM group_members WHERE org_id = ?", org);
+        while (q.executeStep()) {
+            auto member = by_id.find(q.getColumn(1).getInt64());
+            auto group = group_index.find(q.getColumn(0).getInt64());
+            if (member != by_id.end() && group != group_index.end()) {
+                member->second->groups.push_back(group->second);
+            }
+        }
+        for (auto& [email, member] : view->members) {
+            std::sort(member.groups.begin(), member.groups.end());
+        }
+    }
+
+    std::unordered_map<ProjectId, ProjectView*> projects;
+    {
+        auto& q = db.query("SELECT id, slug, visibility FROM projects WHERE org_id = ?", org);
+        while (q.executeStep()) {
+            ProjectView project;
+            project.id = q.getColumn(0).getInt64();
+            project.visibility = parse_visibility(q.getColumn(2).getString()).value();
+            auto [it, inserted] = view->projects.emplace(q.getColumn(1).getString(), project);
+            projects.emplace(project.id, &it->second);
+        }
+    }
+    {
+        auto& q = db.query(
+            "SELECT g.project_id, g.user_id, g.level FROM project_user_grants g "
+            "JOIN projects p ON p.id = g.project_id WHERE p.org_id = ?",
+            org);
+        while (q.executeStep()) {
+            auto project = projects.find(q.getColumn(0).getInt64());
+            if (project != projects.end()) {
+                keep_highest(project->second->grants.users, q.getColumn(1).getInt64(),
+                             parse_level(q.getColumn(2).getString()).value());
+            }
+        }
+    }
+    {
+        auto& q = db.query(
+            "SELECT g.project_id, g.group_id, g.level FROM project_group_grants g "
+            "JOIN projects p ON p.id = g.project_id WHERE p.org_id = ?",
+            org);
+        while (q.executeStep()) {
+            auto project = projects.find(q.getColumn(0).getInt64());
+            auto group = group_index.find(q.getColumn(1).getInt64());
+            if (project != projects.end() && group != group_index.end()) {
+                project->second->grants.groups.emplace_back(
+                    group->second, parse_level(q.getColumn(2).getString()).value());
+            }
+        }
+        for (auto& [slug, project] : view->projects) {
+            normalise_group_grants(project.grants.groups);
+        }
+    }
+
+    std::unordered_map<DatasetId, DatasetView*> datasets;
+    {
+        auto& q = db.query("SELECT id, slug FROM datasets WHERE org_id = ?", org);
+        while (q.executeStep()) {
+            DatasetView dataset;
+            dataset.id = q.getColumn(0).getInt64();
+            auto [it, inserted] = view->datasets.emplace(q.getColumn(1).getString(), dataset);
+            datasets.emplace(dataset.id, &it->second);
+        }
+    }
+    {
+        auto& q = db.query(
+            "SELECT g.dataset_id, g.user_id, g.access FROM dataset_user_grants g "
+            "JOIN datasets d ON d.id = g.dataset_id WHERE d.org_id = ?",
+            org);
+        while (q.executeStep()) {
+            auto dataset = datasets.find(q.getColumn(0).getInt64());
+            if (dataset != datasets.end()) {
+                keep_highest(dataset->second->grants.users, q.getColumn(1).getInt64(),
+                             parse_dataset_access(q.getColumn(2).getString()).value());
+            }
+        }
+    }
+    {
+        auto& q = db.query(
+            "SELECT g.dataset_id, g.group_id, g.access FROM dataset_group_grants g "
+            "JOIN datasets d ON d.id = g.dataset_id WHERE d.org_id = ?",
+            org);
+        while (q.executeStep()) {
+            auto dataset = datasets.find(q.getColumn(0).getInt64());
+            auto group = group_index.find(q.getColumn(1).getInt64());
+            if (dataset != datasets.end() && group != group_index.end()) {
+                dataset->second->grants.groups.emplace_back(
+                    group->second, parse_dataset_access(q.getColumn(2).getString()).value());
+            }
+        }
+        for (auto& [slug, dataset] : view->datasets) {
+            normalise_group_grants(dataset.grants.groups);
+        }
+    }
+    return view;
+}
+
+}  // namespace orgsync::directory

@@ -1,0 +1,1383 @@
+#include "directory/store.hpp"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Transaction.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_map>
+
+#include "directory/db.hpp"
+#include "directory/email.hpp"
+#include "directory/schema.hpp"
+#include "directory/snapshot_builder.hpp"
+
+namespace orgsync::directory {
+namespace {
+
+using nlohmann::json;
+
+constexpr int k_busy_timeout_ms = 5000;
+
+template <typename Row>
+std::optional<Row> first(std::vector<Row> rows) {
+    if (rows.empty()) {
+        return std::nullopt;
+    }
+    return std::move(rows.front());
+}
+
+struct OrgRow {
+    std::string slug;
+    bool workforce = false;
+    UserId owner = 0;
+};
+
+class TransactionImpl final : public Transaction {
+  public:
+    TransactionImpl(Db& db, std::string_view source) : m_db(db), m_source(source) {}
+
+    std::string_view source() const override { return m_source; }
+    const std::set<OrgId>& touched_orgs() const { return m_touched_orgs; }
+
+    // ---- users -------------------------------------------------------------
+
+    Expected<UserId> upsert_user(std::string_view email, std::string_view display_name) override {
+        auto canonical = canonical_email(email);
+        if (!canonical) {
+            return fail(ErrorCode::invalid_argument,
+                        fmt::format("invalid email \"{}\": {}", email, canonical.error()));
+        }
+        auto& q = m_db.query("SELECT id, display_name FROM users WHERE email = ?", *canonical);
+        if (q.executeStep()) {
+            UserId id = q.getColumn(0).getInt64();
+            std::string current = q.getColumn(1).getString();
+            if (!display_name.empty() && current != display_name) {
+                m_db.run("UPDATE users SET display_name = ? WHERE id = ?", display_name, id);
+                audit("user.updated", "", *canonical, json{{"display_name", display_name}});
+            }
+            return id;
+        }
+        m_db.run("INSERT INTO users (email, display_name) VALUES (?, ?)", *canonical, display_name);
+        UserId id = m_db.last_insert_id();
+        audit("user.created", "", *canonical, json{{"display_name", display_name}});
+        return id;
+    }
+
+    Expected<void> set_user_active(UserId user, bool active) override {
+        auto& q = m_db.query("SELECT email, active FROM users WHERE id = ?", user);
+        if (!q.executeStep()) {
+            return fail(ErrorCode::not_found, fmt::format("no user with id {}", user));
+        }
+        std::string email = q.getColumn(0).getString();
+        bool current = q.getColumn(1).getInt() != 0;
+        if (current == active) {
+            return {};
+        }
+        m_db.run("UPDATE users SET active = ? WHERE id = ?", active, user);
+        auto& orgs = m_db.query("SELECT org_id FROM memberships WHERE user_id = ?", user);
+        while (orgs.executeStep()) {
+            m_touched_orgs.insert(orgs.getColumn(0).getInt64());
+        }
+        audit(active ? "user.activated" : "user.deactivated", "", email, json::object());
+        return {};
+    }
+
+    Expected<void> set_external_id(UserId user, const ExternalId& id) override {
+        auto email = user_email(user);
+        if (!email) {
+            return std::unexpected(email.error());
+        }
+        if (id.source.empty() || id.kind.empty() || id.value.empty()) {
+            return fail(ErrorCode::invalid_argument,
+                        "an external id needs a source, a kind and a value");
+        }
+        auto& q = m_db.query(
+            "SELECT user_id FROM user_external_ids WHERE source = ? AND kind = ? AND value = ?",
+            id.source, id.kind, id.value);
+        if (q.executeStep()) {
+            UserId holder = q.getColumn(0).getInt64();
+            if (holder == user) {
+                return {};
+            }
+            return fail(ErrorCode::already_exists,
+                        fmt::format("{} {} \"{}\" of source {} already belongs to another user",
+                                    id.kind, "value", id.value, id.source));
+        }
+        m_db.run("DELETE FROM user_external_ids WHERE user_id = ? AND source = ? AND kind = ?",
+                 user, id.source, id.kind);
+        m_db.run("INSERT INTO user_external_ids (user_id, source, kind, value) VALUES (?, ?, ?, ?)",
+                 user, id.source, id.kind, id.value);
+        audit("user.external_id_set", "", *email,
+              json{{"source", id.source}, {"kind", id.kind}, {"value", id.value}});
+        return {};
+    }
+
+    // ---- orgs --------------------------------------------------------------
+
+    Expected<OrgId> create_org(std::string_view slug, std::string_view name, bool workforce,
+                               std::string_view owner_email) override {
+        if (!is_valid_slug(slug)) {
+            return fail(ErrorCode::invalid_argument,
+                        fmt::format("invalid org slug \"{}\": use 1 to 63 of [a-z0-9-]", slug));
+        }
+        if (name.empty()) {
+            return fail(ErrorCode::invalid_argument, fmt::format("org {} needs a name", slug));
+        }
+        if (m_db.query("SELECT 1 FROM orgs WHERE slug = ?", slug).executeStep()) {
+            return fail(ErrorCode::already_exists, fmt::format("org {} already exists", slug));
+        }
+        auto owner = upsert_user(owner_email, "");
+        if (!owner) {
+            return std::unexpected(owner.error());
+        }
+        m_db.run("INSERT INTO orgs (slug, name, workforce, owner_id) VALUES (?, ?, ?, ?)", slug,
+                 name, workforce, *owner);
+        OrgId org = m_db.last_insert_id();
+        m_db.run("INSERT INTO memberships (org_id, user_id, user_type, role) VALUES (?, ?, ?, ?)",
+                 org, *owner, UserType::internal, OrgRole::owner);
+        m_db.run(
+            "INSERT INTO membership_assertions (org_id, user_id, source, user_type, role) "
+            "VALUES (?, ?, ?, ?, ?)",
+            org, *owner, k_manual_source, UserType::internal, OrgRole::admin);
+        touch_member(org, *owner);
+        m_org_cache.erase(org);
+        audit("org.created", std::string(slug), std::string(name),
+              json{{"workforce", workforce}, {"owner", *user_email(*owner)}});
+        return org;
+    }
+
+    Expected<void> transfer_ownership(OrgId org, UserId new_owner) override {
+        auto row = org_row(org);
+        if (!row) {
+            return std::unexpected(row.error());
+        }
+        if (row->owner == new_owner) {
+            return {};
+        }
+        auto email = user_email(new_owner);
+        if (!email) {
+            return std::unexpected(email.error());
+        }
+        auto member = member_type_role(org, new_owner);
+        if (!member) {
+            return fail(ErrorCode::not_a_member,
+                        fmt::format("{} is not a member of org {}; ownership goes to an "
+                                    "internal member",
+                                    *email, row->slug));
+        }
+        if (member->first != UserType::internal) {
+            return fail(ErrorCode::role_requires_internal,
+                        fmt::format("{} is {} in org {}; only an internal member can become owner",
+                                    *email, to_string(member->first), row->slug));
+        }
+        UserId former = row->owner;
+        m_db.run("UPDATE orgs SET owner_id = ? WHERE id = ?", new_owner, org);
+        m_org_cache.erase(org);
+        m_db.run(
+            "INSERT INTO membership_assertions (org_id, user_id, source, user_type, role) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org_id, user_id, source) DO UPDATE SET "
+            "user_type = excluded.user_type, role = excluded.role",
+            org, former, k_manual_source, UserType::internal, OrgRole::admin);
+        recompute_membership(org, former);
+        recompute_membership(org, new_owner);
+        audit("org.ownership_transferred", row->slug, *email,
+              json{{"from", *user_email(former)}, {"to", *email}});
+        return {};
+    }
+
+    // ---- memberships -------------------------------------------------------
+
+    Expected<void> assert_membership(OrgId org, UserId user,
+                                     const MembershipAssertion& assertion) override {
+        if (assertion.role == OrgRole::owner) {
+            return fail(ErrorCode::invalid_argument,
+                        "no source asserts the owner role: ownership changes by transfer only");
+        }
+        if (assertion.source.empty()) {
+            return fail(ErrorCode::invalid_argument, "a membership assertion needs a source");
+        }
+        auto row = org_row(org);
+        if (!row) {
+            return std::unexpected(row.error());
+        }
+        auto email = user_email(user);
+        if (!email) {
+            return std::unexpected(email.error());
+        }
+        auto before = member_type_role(org, user);
+        if (!before) {
+            m_db.run(
+                "INSERT INTO memberships (org_id, user_id, user_type, role) VALUES (?, ?, ?, ?)",
+                org, user, assertion.user_type, assertion.role);
+        }
+        m_db.run(
+            "INSERT INTO membership_assertions (org_id, user_id, source, user_type, role) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org_id, user_id, source) DO UPDATE SET "
+            "user_type = excluded.user_type, role = excluded.role",
+            org, user, assertion.source, assertion.user_type, assertion.role);
+        auto after = recompute_membership(org, user);
+        if (!before) {
+            audit("membership.added", row->slug, *email,
+                  json{{"user_type", to_string(after.first)},
+                       {"role", to_string(after.second)},
+                       {"asserted_by", assertion.source}});
+        } else if (*before != after) {
+            audit("membership.changed", row->slug, *email,
+                  json{{"user_type", to_string(after.first)},
+                       {"role", to_string(after.second)},
+                       {"previous_user_type", to_string(before->first)},
+                       {"previous_role", to_string(before->second)},
+                       {"asserted_by", assertion.source}});
+        }
+        return {};
+    }
+
+    Expected<void> retract_membership(OrgId org, UserId user, std::string_view source) override {
+        auto row = org_row(org);
+        if (!row) {
+            return std::unexpected(row.error());
+        }
+        auto email = user_email(user);
+        if (!email) {
+            return std::unexpected(email.error());
+        }
+        if (!m_db.query("SELECT 1 FROM membership_assertions WHERE org_id = ? AND user_id = ? "
+                        "AND source = ?",
+                        org, user, source)
+                 .executeStep()) {
+            return {};
+        }
+        auto& others = m_db.query(
+            "SELECT COUNT(*) FROM membership_assertions WHERE org_id = ? AND user_id = ? AND "
+            "source != ?",
+            org, user, source);
+        others.executeStep();
+        bool last = others.getColumn(0).getInt() == 0;
+        auto before = member_type_role(org, user).value();
+        if (last && row->owner == user) {
+            return fail(ErrorCode::owner_immutable,
+                        fmt::format("{} owns org {}: transfer ownership before removing them",
+                                    *email, row->slug));
+        }
+        if (last && before.second == OrgRole::admin) {
+            return fail(ErrorCode::admin_must_be_demoted,
+                        fmt::format("{} is an admin of org {}: demote them before removing them",
+                                    *email, row->slug));
+        }
+        touch_member(org, user);
+        if (last) {
+            m_db.run("DELETE FROM memberships WHERE org_id = ? AND user_id = ?", org, user);
+            audit("membership.removed", row->slug, *email,
+                  json{{"user_type", to_string(before.first)},
+                       {"role", to_string(before.second)},
+                       {"retracted_by", source}});
+            return {};
+        }
+        m_db.run(
+            "DELETE FROM membership_assertions WHERE org_id = ? AND user_id = ? AND source = ?",
+            org, user, source);
+        auto after = recompute_membership(org, user);
+        if (after != before) {
+            audit("membership.changed", row->slug, *email,
+                  json{{"user_type", to_string(after.first)},
+                       {"role", to_string(after.second)},
+                       {"previous_user_type", to_string(before.first)},
+                       {"previous_role", to_string(before.second)},
+                       {"retracted_by", source}});
+        }
+        return {};
+    }
+
+    // ---- groups ------------------------------------------------------------
+
+    Expected<GroupId> create_group(OrgId org, std::string_view name) override {
+        auto row = org_row(org);
+        if (!row) {
+            return std::unexpected(row.error());
+        }
+        if (name.empty()) {
+            return fail(ErrorCode::invalid_argument, "a group needs a name");
+        }
+        if (m_db.query("SELECT 1 FROM groups WHERE org_id = ? AND name = ?", org, name)
+                .executeStep()) {
+            return fail(ErrorCode::already_exists,
+                        fmt::format("group \"{}\" already exists in org {}", name, row->slug));
+        }
+        m_db.run("INSERT INTO groups (org_id, name) VALUES (?, ?)", org, name);
+        GroupId group = m_db.last_insert_id();
+        m_touched_orgs.insert(org);
+        audit("group.created", row->slug, std::string(name), json::object());
+        return group;
+    }
+
+    Expected<void> delete_group(GroupId group) override {
+        auto info = group_row(group);
+        if (!info) {
+            return std::unexpected(info.error());
+        }
+        auto [org, name] = *info;
+        m_db.run("DELETE FROM groups WHERE id = ?", group);
+        m_touched_orgs.insert(org);
+        audit("group.deleted", org_row(org)->slug, name, json::object());
+        return {};
+    }
+
+    Expected<void> add_group_member(GroupId group, UserId user, std::string_view source) override {
+        auto info = group_row(group);
+        if (!info) {
+            return std::unexpected(info.error());
+        }
+        auto [org, name] = *info;
+        auto email = user_email(user);
+        if (!email) {
+            return std::unexpected(email.error());
+        }
+        if (!member_type_role(org, user)) {
+            return fail(ErrorCode::not_a_member,
+                        fmt::format("{} is not a member of org {}, so cannot join group \"{}\"",
+                                    *email, org_row(org)->slug, name));
+        }
+        int added = m_db.run(
+            "INSERT OR IGNORE INTO group_members (group_id, org_id, user_id, source) VALUES (?, ?, "
+            "?, ?)",
+            group, org, user, source);
+        if (added > 0) {
+            touch_member(org, user);
+            audit("group.member_added", org_row(org)->slug, name,
+                  json{{"user", *email}, {"asserted_by", source}});
+        }
+        return {};
+    }
+
+    Expected<void> remove_group_member(GroupId group, UserId user,
+                                       std::string_view source) override {
+        auto info = group_row(group);
+        if (!info) {
+            return std::unexpected(info.error());
+        }
+        auto [org, name] = *info;
+        int removed =
+            m_db.run("DELETE FROM group_members WHERE group_id = ? AND user_id = ? AND source = ?",
+                     group, user, source);
+        if (removed > 0) {
+            touch_member(org, user);
+            audit("group.member_removed", org_row(org)->slug, name,
+                  json{{"user", *user_email(user)}, {"retracted_by", source}});
+        }
+        return {};
+    }
+
+    // ---- projects and datasets ----------------------------------------------
+
+    Expected<ProjectId> create_project(OrgId org, std::string_view slug, Visibility visibility,
+                                       const std::vector<std::string>& tags,
+                                       UserId first_admin) override {
+        auto row = org_row(org);
+        if (!row) {
+            return std::unexpected(row.error());
+        }
+        if (!is_valid_slug(slug)) {
+            return fail(ErrorCode::invalid_argument,
+                        fmt::format("invalid project slug \"{}\": use 1 to 63 of [a-z0-9-]", slug));
+        }
+        if (m_db.query("SELECT 1 FROM projects WHERE org_id = ? AND slug = ?", org, slug)
+                .executeStep()) {
+            return fail(ErrorCode::already_exists,
+                        fmt::format("project {} already exists in org {}", slug, row->slug));
+        }
+        m_db.run("INSERT INTO projects (org_id, slug, visibility) VALUES (?, ?, ?)", org, slug,
+                 visibility);
+        ProjectId project = m_db.last_insert_id();
+        m_touched_orgs.insert(org);
+        audit("project.created", row->slug, std::string(slug),
+              json{{"visibility", to_string(visibility)}, {"tags", tags}});
+        if (auto tagged = write_tags(project, tags); !tagged) {
+            return std::unexpected(tagged.error());
+        }
+        if (auto granted = grant_project(project, Principal{PrincipalKind::user, first_admin},
+                                         Level::admin, m_source, std::nullopt);
+            !granted) {
+            return std::unexpected(granted.error());
+        }
+        return project;
+    }
+
+    Expected<void> set_project_visibility(ProjectId project, Visibility visibility) override {
+        auto info = project_row(project);
+        if (!info) {
+            return std::unexpected(info.error());
+        }
+        if (m_db.run("UPDATE projects SET visibility = ? WHERE id = ? AND visibility != ?",
+                     visibility, project, visibility) > 0) {
+            m_touched_orgs.insert(info->first);
+            audit("project.visibility_changed", org_row(info->first)->slug, info->second,
+                  json{{"visibility", to_string(visibility)}});
+        }
+        return {};
+    }
+
+    Expected<void> set_project_tags(ProjectId project,
+                                    const std::vector<std::string>& tags) override {
+        auto info = project_row(project);
+        if (!info) {
+            return std::unexpected(info.error());
+        }
+        m_db.run("DELETE FROM project_tags WHERE project_id = ?", project);
+        if (auto tagged = write_tags(project, tags); !tagged) {
+            return std::unexpected(tagged.error());
+        }
+        audit("project.tags_changed", org_row(info->first)->slug, info->second,
+              json{{"tags", tags}});
+        return {};
+    }
+
+    Expected<void> delete_project(ProjectId project) override {
+        auto info = project_row(project);
+        if (!info) {
+            return std::unexpected(info.error());
+        }
+        m_db.run("DELETE FROM projects WHERE id = ?", project);
+        m_touched_orgs.insert(info->first);
+        audit("project.deleted", org_row(info->first)->slug, info->second, json::object());
+        return {};
+    }
+
+    Expected<DatasetId> create_dataset(OrgId org, std::string_view slug) override {
+        auto row = org_row(org);
+        if (!row) {
+            return std::unexpected(row.error());
+        }
+        if (!is_valid_slug(slug)) {
+            return fail(ErrorCode::invalid_argument,
+                        fmt::format("invalid dataset slug \"{}\": use 1 to 63 of [a-z0-9-]", slug));
+        }
+        if (m_db.query("SELECT 1 FROM datasets WHERE org_id = ? AND slug = ?", org, slug)
+                .executeStep()) {
+            return fail(ErrorCode::already_exists,
+                        fmt::format("dataset {} already exists in org {}", slug, row->slug));
+        }
+        m_db.run("INSERT INTO datasets (org_id, slug) VALUES (?, ?)", org, slug);
+        DatasetId dataset = m_db.last_insert_id();
+        m_touched_orgs.insert(org);
+        audit("dataset.created", row->slug, std::string(slug), json::object());
+        return dataset;
+    }
+
+    Expected<void> attach_dataset(DatasetId dataset, ProjectId project) override {
+        auto data = dataset_row(dataset);
+        if (!data) {
+            return std::unexpected(data.error());
+        }
+        auto info = project_row(project);
+        if (!info) {
+            return std::unexpected(info.error());
+        }
+        if (data->first != info->first) {
+            return fail(ErrorCode::invalid_argument,
+                        fmt::format("dataset {} and project {} belong to different orgs",
+                                    data->second, info->second));
+        }
+        if (m_db.run("INSERT OR IGNORE INTO dataset_projects (dataset_id, project_id) VALUES (?, "
+                     "?)",
+                     dataset, project) > 0) {
+            audit("dataset.attached", org_row(info->first)->slug, data->second,
+                  json{{"project", info->second}});
+        }
+        return {};
+    }
+
+    Expected<void> delete_dataset(DatasetId dataset) override {
+        auto data = dataset_row(dataset);
+        if (!data) {
+            return std::unexpected(data.error());
+        }
+        m_db.run("DELETE FROM datasets WHERE id = ?", dataset);
+        m_touched_orgs.insert(data->first);
+        audit("dataset.deleted", org_row(data->first)->slug, data->second, json::object());
+        return {};
+    }
+
+    // ---- grants ------------------------------------------------------------
+
+    Expected<void> grant_project(ProjectId project, Principal principal, Level level,
+                                 std::string_view source,
+                                 std::optional<UserType> new_member_type) override {
+        if (level == Level::none) {
+            return fail(ErrorCode::invalid_argument, "a project grant needs read, write or admin");
+        }
+        auto info = project_row(project);
+        if (!info) {
+            return std::unexpected(info.error());
+        }
+        auto [org, slug] = *info;
+        auto name = principal_name(org, principal, new_member_type, source);
+        if (!name) {
+            return std::unexpected(name.error());
+        }
+        int changed = principal.kind == PrincipalKind::user
+                          ? m_db.run(
+                                "INSERT INTO project_user_grants (project_id, org_id, user_id, "
+                                "source, level) VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, "
+                                "user_id, source) DO UPDATE SET level = excluded.level WHERE "
+                                "level != excluded.level",
+                                project, org, principal.id, source, level)
+                          : m_db.run(
+                                "INSERT INTO project_group_grants (project_id, group_id, source, "
+                                "level) VALUES (?, ?, ?, ?) ON CONFLICT (project_id, group_id, "
+                                "source) DO UPDATE SET level = excluded.level WHERE level != "
+                                "excluded.level",
+                                project, principal.id, source, level);
+        if (changed > 0) {
+            m_touched_orgs.insert(org);
+            audit("grant.project_set", org_row(org)->slug, slug,
+                  json{{to_string(principal.kind), *name},
+                       {"level", to_string(level)},
+                       {"asserted_by", source}});
+        }
+        return {};
+    }
+
+    Expected<void> revoke_project(ProjectId project, Principal principal,
+                                  std::string_view source) override {
+        auto info = project_row(project);
+        if (!info) {
+            return std::unexpected(info.error());
+        }
+        auto [org, slug] = *info;
+        int removed = principal.kind == PrincipalKind::user
+                          ? m_db.run(
+                                "DELETE FROM project_user_grants WHERE project_id = ? AND "
+                                "user_id = ? AND source = ?",
+                                project, principal.id, source)
+                          : m_db.run(
+                                "DELETE FROM project_group_grants WHERE project_id = ? AND "
+                                "group_id = ? AND source = ?",
+                                project, principal.id, source);
+        if (removed > 0) {
+            m_touched_orgs.insert(org);
+            audit("grant.project_removed", org_row(org)->slug, slug,
+                  json{{to_string(principal.kind), display_principal(principal)},
+                       {"retracted_by", source}});
+        }
+        return {};
+    }
+
+    Expected<void> grant_dataset(DatasetId dataset, Principal principal, DatasetAccess access,
+                                 std::string_view source,
+                                 std::optional<UserType> new_member_type) override {
+        auto data = dataset_row(dataset);
+        if (!data) {
+            return std::unexpected(data.error());
+        }
+        auto [org, slug] = *data;
+        auto name = principal_name(org, principal, new_member_type, source);
+        if (!name) {
+            return std::unexpected(name.error());
+        }
+        int changed = principal.kind == PrincipalKind::user
+                          ? m_db.run(
+                                "INSERT INTO dataset_user_grants (dataset_id, org_id, user_id, "
+                                "source, access) VALUES (?, ?, ?, ?, ?) ON CONFLICT (dataset_id, "
+                                "user_id, source) DO UPDATE SET access = excluded.access WHERE "
+                                "access != excluded.access",
+                                dataset, org, principal.id, source, access)
+                          : m_db.run(
+                                "INSERT INTO dataset_group_grants (dataset_id, group_id, source, "
+                                "access) VALUES (?, ?, ?, ?) ON CONFLICT (dataset_id, group_id, "
+                                "source) DO UPDATE SET access = excluded.access WHERE access != "
+                                "excluded.access",
+                                dataset, principal.id, source, access);
+        if (changed > 0) {
+            m_touched_orgs.insert(org);
+            audit("grant.dataset_set", org_row(org)->slug, slug,
+                  json{{to_string(principal.kind), *name},
+                       {"access", to_string(access)},
+                       {"asserted_by", source}});
+        }
+        return {};
+    }
+
+    Expected<void> revoke_dataset(DatasetId dataset, Principal principal,
+                                  std::string_view source) override {
+        auto data = dataset_row(dataset);
+        if (!data) {
+            return std::unexpected(data.error());
+        }
+        auto [org, slug] = *data;
+        int removed = principal.kind == PrincipalKind::user
+                          ? m_db.run(
+                                "DELETE FROM dataset_user_grants WHERE dataset_id = ? AND "
+                                "user_id = ? AND source = ?",
+                                dataset, principal.id, source)
+                          : m_db.run(
+                                "DELETE FROM dataset_group_grants WHERE dataset_id = ? AND "
+                                "group_id = ? AND source = ?",
+                                dataset, principal.id, source);
+        if (removed > 0) {
+            m_touched_orgs.insert(org);
+            audit("grant.dataset_removed", org_row(org)->slug, slug,
+                  json{{to_string(principal.kind), display_principal(principal)},
+                       {"retracted_by", source}});
+        }
+        return {};
+    }
+
+    // ---- source mirror -----------------------------------------------------
+
+    Expected<void> put_source_user(const SourceUser& user) override {
+        auto attributes = checked_attributes(user.attributes);
+        if (!attributes) {
+            return std::unexpected(attributes.error());
+        }
+        if (user.source.empty() || user.external_id.empty()) {
+            return fail(ErrorCode::invalid_argument, "a mirrored user needs a source and an id");
+        }
+        m_db.run(
+            "INSERT INTO source_users (source, external_id, email, display_name, active, "
+            "attributes) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, external_id) DO UPDATE "
+            "SET email = excluded.email, display_name = excluded.display_name, active = "
+            "excluded.active, attributes = excluded.attributes",
+            user.source, user.external_id, user.email, user.display_name, user.active, *attributes);
+        return {};
+    }
+
+    Expected<void> delete_source_user(std::string_view source,
+                                      std::string_view external_id) override {
+        m_db.run("DELETE FROM source_users WHERE source = ? AND external_id = ?", source,
+                 external_id);
+        return {};
+    }
+
+    Expected<void> put_source_group(const SourceGroup& group) override {
+        auto attributes = checked_attributes(group.attributes);
+        if (!attributes) {
+            return std::unexpected(attributes.error());
+        }
+        if (group.source.empty() || group.external_id.empty()) {
+            return fail(ErrorCode::invalid_argument, "a mirrored group needs a source and an id");
+        }
+        m_db.run(
+            "INSERT INTO source_groups (source, external_id, name, attributes) VALUES (?, ?, ?, "
+            "?) ON CONFLICT (source, external_id) DO UPDATE SET name = excluded.name, attributes "
+            "= excluded.attributes",
+            group.source, group.external_id, group.name, *attributes);
+        m_db.run("DELETE FROM source_group_members WHERE source = ? AND group_external_id = ?",
+                 group.source, group.external_id);
+        for (const auto& member : group.member_ids) {
+            m_db.run(
+                "INSERT OR IGNORE INTO source_group_members (source, group_external_id, "
+                "member_id) VALUES (?, ?, ?)",
+                group.source, group.external_id, member);
+        }
+        return {};
+    }
+
+    Expected<void> delete_source_group(std::string_view source,
+                                       std::string_view external_id) override {
+        m_db.run("DELETE FROM source_groups WHERE source = ? AND external_id = ?", source,
+                 external_id);
+        return {};
+    }
+
+    // ---- deferred invariant checks -----------------------------------------
+
+    // Invariants 2, 3 and 5 hold for every member and org this transaction
+    // touched; checked once, before commit.
+    Expected<void> check_invariants() {
+        for (const auto& [org, user] : m_touched_members) {
+            auto member = member_type_role(org, user);
+            if (!member) {
+                continue;
+            }
+            auto [type, role] = *member;
+            if ((role == OrgRole::owner || role == OrgRole::admin) && type != UserType::internal) {
+                return fail(ErrorCode::role_requires_internal,
+                            fmt::format("{} would be {} of org {} as a {} user; only internal "
+                                        "users can be owner or admin",
+                                        *user_email(user), to_string(role), org_row(org)->slug,
+                                        to_string(type)));
+            }
+            if (type == UserType::internal) {
+                auto& q = m_db.query(
+                    "SELECT o.slug FROM memberships m JOIN orgs o ON o.id = m.org_id WHERE "
+                    "m.user_id = ? AND m.org_id != ? AND m.user_type = 'internal' LIMIT 1",
+                    user, org);
+                if (q.executeStep()) {
+                    std::string other = q.getColumn(0).getString();
+                    return fail(ErrorCode::internal_elsewhere,
+                                fmt::format("{} is already internal in org {}; a user is internal "
+                                            "in at most one org",
+                                            *user_email(user), other));
+                }
+            }
+        }
+        for (OrgId org : m_touched_orgs) {
+            auto& q = m_db.query(
+                "SELECT p.slug FROM projects p WHERE p.org_id = ? AND NOT EXISTS (SELECT 1 FROM "
+                "project_user_grants g WHERE g.project_id = p.id AND g.level = 'admin') AND NOT "
+                "EXISTS (SELECT 1 FROM project_group_grants g JOIN group_members gm ON "
+                "gm.group_id = g.group_id WHERE g.project_id = p.id AND g.level = 'admin') "
+                "ORDER BY p.slug LIMIT 1",
+                org);
+            if (q.executeStep()) {
+                std::string project = q.getColumn(0).getString();
+                return fail(ErrorCode::last_project_admin,
+                            fmt::format("project {} of org {} would have no admin left; grant "
+                                        "admin to a replacement first",
+                                        project, org_row(org)->slug));
+            }
+        }
+        return {};
+    }
+
+  private:
+    void touch_member(OrgId org, UserId user) {
+        m_touched_members.emplace(org, user);
+        m_touched_orgs.insert(org);
+    }
+
+    void audit(std::string_view kind, const std::string& org, const std::string& subject,
+               const json& detail) {
+        m_db.run(
+            "INSERT INTO audit_log (source, kind, org, subject, detail) VALUES (?, ?, ?, ?, ?)",
+            m_source, kind, org, subject, detail.dump());
+    }
+
+    Expected<OrgRow> org_row(OrgId org) {
+        if (auto cached = m_org_cache.find(org); cached != m_org_cache.end()) {
+            return cached->second;
+        }
+        auto& q = m_db.query("SELECT slug, workforce, owner_id FROM orgs WHERE id = ?", org);
+        if (!q.executeStep()) {
+            return fail(ErrorCode::not_found, fmt::format("no org with id {}", org));
+        }
+        OrgRow row{q.getColumn(0).getString(), q.getColumn(1).getInt() != 0,
+                   q.getColumn(2).getInt64()};
+        m_org_cache.emplace(org, row);
+        return row;
+    }
+
+    Expected<std::string> user_email(UserId user) {
+        auto& q = m_db.query("SELECT email FROM users WHERE id = ?", user);
+        if (!q.executeStep()) {
+            return fail(ErrorCode::not_found, fmt::format("no user with id {}", user));
+        }
+        return q.getColumn(0).getString();
+    }
+
+    Expected<std::pair<OrgId, std::string>> group_row(GroupId group) {
+        auto& q = m_db.query("SELECT org_id, name FROM groups WHERE id = ?", group);
+        if (!q.executeStep()) {
+            return fail(ErrorCode::not_found, fmt::format("no group with id {}", group));
+        }
+        return std::pair{q.getColumn(0).getInt64(), q.getColumn(1).getString()};
+    }
+
+    Expected<std::pair<OrgId, std::string>> project_row(ProjectId project) {
+        auto& q = m_db.query("SELECT org_id, slug FROM projects WHERE id = ?", project);
+        if (!q.executeStep()) {
+            return fail(ErrorCode::not_found, fmt::format("no project with id {}", project));
+        }
+        return std::pair{q.getColumn(0).getInt64(), q.getColumn(1).getString()};
+    }
+
+    Expected<std::pair<OrgId, std::string>> dataset_row(DatasetId dataset) {
+        auto& q = m_db.query("SELECT org_id, slug FROM datasets WHERE id = ?", dataset);
+        if (!q.executeStep()) {
+            return fail(ErrorCode::not_found, fmt::format("no dataset with id {}", dataset));
+        }
+        return std::pair{q.getColumn(0).getInt64(), q.getColumn(1).getString()};
+    }
+
+    std::optional<std::pair<UserType, OrgRole>> member_type_role(OrgId org, UserId user) {
+        auto& q = m_db.query(
+            "SELECT user_type, role FROM memberships WHERE org_id = ? AND user_id = ?", org, user);
+        if (!q.executeStep()) {
+            return std::nullopt;
+        }
+        return std::pair{parse_user_type(q.getColumn(0).getString()).value(),
+                         parse_org_role(q.getColumn(1).getString()).value()};
+    }
+
+    // The effective type and role: the highest asserted, owner for the owner.
+    std::pair<UserType, OrgRole> recompute_membership(OrgId org, UserId user) {
+        UserType type = UserType::external;
+        OrgRole role = OrgRole::guest;
+        auto& q = m_db.query(
+            "SELECT user_type, role FROM membership_assertions WHERE org_id = ? AND user_id = ?",
+            org, user);
+        while (q.executeStep()) {
+            type = std::max(type, parse_user_type(q.getColumn(0).getString()).value());
+            role = std::max(role, parse_org_role(q.getColumn(1).getString()).value());
+        }
+        if (org_row(org)->owner == user) {
+            role = OrgRole::owner;
+        }
+        m_db.run("UPDATE memberships SET user_type = ?, role = ? WHERE org_id = ? AND user_id = ?",
+                 type, role, org, user);
+        touch_member(org, user);
+        return {type, role};
+    }
+
+    // Invariant 6 and 8: a user principal becomes a guest member first if
+    // needed; a group principal must belong to the org. Returns a name for
+    // the audit log.
+    Expected<std::string> principal_name(OrgId org, Principal principal,
+                                         std::optional<UserType> new_member_type,
+                                         std::string_view source) {
+        if (principal.kind == PrincipalKind::group) {
+            auto info = group_row(principal.id);
+            if (!info) {
+                return std::unexpected(info.error());
+            }
+            if (info->first != org) {
+                return fail(ErrorCode::invalid_argument,
+                            fmt::format("group \"{}\" belongs to another org", info->second));
+            }
+            return info->second;
+        }
+        auto email = user_email(principal.id);
+        if (!email) {
+            return std::unexpected(email.error());
+        }
+        if (!member_type_role(org, principal.id)) {
+            UserType type = new_member_type.value_or(UserType::external);
+            auto& q = m_db.query(
+                "SELECT 1 FROM memberships m JOIN orgs o ON o.id = m.org_id WHERE m.user_id = ? "
+                "AND m.user_type = 'internal' AND o.workforce = 1",
+                principal.id);
+            if (q.executeStep()) {
+                type = UserType::workforce;
+            }
+            auto joined = assert_membership(
+                org, principal.id, MembershipAssertion{std::string(source), type, OrgRole::guest});
+            if (!joined) {
+                return std::unexpected(joined.error());
+            }
+        }
+        return *email;
+    }
+
+    std::string display_principal(Principal principal) {
+        if (principal.kind == PrincipalKind::group) {
+            auto info = group_row(principal.id);
+            return info ? info->second : std::to_string(principal.id);
+        }
+        auto email = user_email(principal.id);
+        return email ? *email : std::to_string(principal.id);
+    }
+
+    Expected<void> write_tags(ProjectId project, const std::vector<std::string>& tags) {
+        for (const auto& tag : tags) {
+            if (tag.empty() || tag.size() > 64) {
+                return fail(ErrorCode::invalid_argument,
+                            fmt::format("tag \"{}\" must be 1 to 64 characters", tag));
+            }
+            m_db.run("INSERT OR IGNORE INTO project_tags (project_id, tag) VALUES (?, ?)", project,
+                     tag);
+        }
+        return {};
+    }
+
+    static Expected<std::string> checked_attributes(const std::string& attributes) {
+        if (attributes.empty()) {
+            return std::string("{}");
+        }
+        auto parsed = json::parse(attributes, nullptr, false);
+        if (parsed.is_discarded() || !parsed.is_object()) {
+            return fail(ErrorCode::invalid_argument, "mirrored attributes must be a JSON object");
+        }
+        return attributes;
+    }
+
+    Db& m_db;
+    std::string m_source;
+    std::set<OrgId> m_touched_orgs;
+    std::set<std::pair<OrgId, UserId>> m_touched_members;
+    std::unordered_map<OrgId, OrgRow> m_org_cache;
+};
+
+Error storage_error(const std::exception& error) {
+    return Error{ErrorCode::storage, fmt::format("store: {}", error.what())};
+}
+
+}  // namespace
+
+struct Store::Impl {
+    explicit Impl(const std::filesystem::path& path)
+        : database(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE), db(database) {}
+
+    SQLite::Database database;
+    // Guards `db` and its statement cache: every SQLite use goes through it.
+    mutable std::mutex mutex;
+    mutable Db db;
+    int version = 0;
+    std::atomic<std::shared_ptr<const Snapshot>> snapshot;
+};
+
+Store::Store(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
+Store::~Store() = default;
+
+int Store::latest_schema_version() {
+    return schema::migrations().back().version;
+}
+int Store::schema_version() const {
+    return m_impl->version;
+}
+
+Expected<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) {
+    try {
+        auto impl = std::make_unique<Impl>(path);
+        auto& database = impl->database;
+        database.setBusyTimeout(k_busy_timeout_ms);
+        database.exec("PRAGMA foreign_keys = ON");
+        database.exec("PRAGMA journal_mode = WAL");
+        database.exec("PRAGMA synchronous = FULL");
+        int version = database.execAndGet("PRAGMA user_version").getInt();
+        if (version > latest_schema_version()) {
+            return fail(ErrorCode::schema_too_new,
+                        fmt::format("{} has schema version {}, this orgsync knows up to {}; "
+                                    "use a newer orgsync",
+                                    path.string(), version, latest_schema_version()));
+        }
+        for (const auto& migration : schema::migrations()) {
+            if (migration.version <= version) {
+                continue;
+            }
+            SQLite::Transaction transaction(database, SQLite::TransactionBehavior::IMMEDIATE);
+            database.exec(std::string(migration.sql));
+            database.exec(fmt::format("PRAGMA user_version = {}", migration.version));
+            transaction.commit();
+            version = migration.version;
+        }
+        impl->version = version;
+
+        auto snapshot = std::make_shared<Snapshot>();
+        std::vector<OrgId> orgs;
+        {
+            auto& q = impl->db.query("SELECT id FROM orgs");
+            while (q.executeStep()) {
+                orgs.push_back(q.getColumn(0).getInt64());
+            }
+        }
+        for (OrgId org : orgs) {
+            auto view = build_org_view(impl->db, org);
+            snapshot->orgs.emplace(view->slug, std::move(view));
+        }
+        impl->snapshot.store(std::move(snapshot));
+        return std::unique_ptr<Store>(new Store(std::move(impl)));
+    } catch (const std::exception& error) {
+        return std::unexpected(storage_error(error));
+    }
+}
+
+Expected<void> Store::write(std::string_view source,
+                            const std::function<Expected<void>(Transaction&)>& body) {
+    if (source.empty()) {
+        return fail(ErrorCode::invalid_argument, "a write needs a source name");
+    }
+    std::lock_guard lock(m_impl->mutex);
+    try {
+        SQLite::Transaction transaction(m_impl->database, SQLite::TransactionBehavior::IMMEDIATE);
+        TransactionImpl tx(m_impl->db, source);
+        if (auto done = body(tx); !done) {
+            return done;
+        }
+        if (auto checked = tx.check_invariants(); !checked) {
+            return checked;
+        }
+        // Views are built inside the transaction so they match what commits.
+        std::shared_ptr<const Snapshot> current = m_impl->snapshot.load();
+        std::shared_ptr<Snapshot> next;
+        if (!tx.touched_orgs().empty()) {
+            next = std::make_shared<Snapshot>(*current);
+            for (OrgId org : tx.touched_orgs()) {
+                auto view = build_org_view(m_impl->db, org);
+                if (view) {
+                    next->orgs.insert_or_assign(view->slug, std::move(view));
+                }
+            }
+        }
+        transaction.commit();
+        if (next) {
+            m_impl->snapshot.store(std::move(next));
+        }
+        return {};
+    } catch (const std::exception& error) {
+        return std::unexpected(storage_error(error));
+    }
+}
+
+std::shared_ptr<const Snapshot> Store::snapshot() const {
+    return m_impl->snapshot.load();
+}
+
+// ---- reads ------------------------------------------------------------------
+
+namespace {
+
+Org read_org(SQLite::Statement& q) {
+    return Org{q.getColumn(0).getInt64(), q.getColumn(1).getString(), q.getColumn(2).getString(),
+               q.getColumn(3).getInt() != 0, q.getColumn(4).getInt64()};
+}
+
+User read_user(Db& db, SQLite::Statement& q) {
+    User user{q.getColumn(0).getInt64(),
+              q.getColumn(1).getString(),
+              q.getColumn(2).getString(),
+              q.getColumn(3).getInt() != 0,
+              {}};
+    auto& ids = db.query(
+        "SELECT source, kind, value FROM user_external_ids WHERE user_id = ? ORDER BY "
+        "source, kind",
+        user.id);
+    while (ids.executeStep()) {
+        user.external_ids.push_back(ExternalId{ids.getColumn(0).getString(),
+                                               ids.getColumn(1).getString(),
+                                               ids.getColumn(2).getString()});
+    }
+    return user;
+}
+
+std::vector<Membership> read_members(Db& db, const char* sql, OrgId org,
+                                     std::optional<UserId> user) {
+    std::vector<Membership> members;
+    {
+        auto& q = user ? db.query(sql, org, *user) : db.query(sql, org);
+        while (q.executeStep()) {
+            Membership member;
+            member.org = org;
+            member.user = q.getColumn(0).getInt64();
+            member.email = q.getColumn(1).getString();
+            member.user_type = parse_user_type(q.getColumn(2).getString()).value();
+            member.role = parse_org_role(q.getColumn(3).getString()).value();
+            members.push_back(std::move(member));
+        }
+    }
+    for (auto& member : members) {
+        auto& q = db.query(
+            "SELECT source, user_type, role FROM membership_assertions WHERE org_id = ? AND "
+            "user_id = ? ORDER BY source",
+            org, member.user);
+        while (q.executeStep()) {
+            member.assertions.push_back(MembershipAssertion{
+                q.getColumn(0).getString(), parse_user_type(q.getColumn(1).getString()).value(),
+                parse_org_role(q.getColumn(2).getString()).value()});
+        }
+    }
+    return members;
+}
+
+// Grants to users and groups, one entry per principal with the highest
+// level any source asserts and the list of sources.
+template <typename Grant, typename Access, typename Parse>
+std::vector<Grant> read_grants(Db& db, const char* sql, std::int64_t target, Parse parse) {
+    std::vector<Grant> grants;
+    auto& q = db.query(sql, target, target);
+    while (q.executeStep()) {
+        Principal principal{
+            q.getColumn(0).getInt() == 0 ? PrincipalKind::user : PrincipalKind::group,
+            q.getColumn(1).getInt64()};
+        Access access = parse(q.getColumn(3).getString()).value();
+        std::string source = q.getColumn(4).getString();
+        if (!grants.empty() && grants.back().principal == principal) {
+            auto& grant = grants.back();
+            if constexpr (std::is_same_v<Access, Level>) {
+                grant.level = std::max(grant.level, access);
+            } else {
+                grant.access = std::max(grant.access, access);
+            }
+            grant.sources.push_back(std::move(source));
+            continue;
+        }
+        Grant grant;
+        grant.principal = principal;
+        grant.principal_name = q.getColumn(2).getString();
+        if constexpr (std::is_same_v<Access, Level>) {
+            grant.level = access;
+        } else {
+            grant.access = access;
+        }
+        grant.sources.push_back(std::move(source));
+        grants.push_back(std::move(grant));
+    }
+    return grants;
+}
+
+}  // namespace
+
+template <typename Fn>
+static auto guarded(std::mutex& mutex, Fn&& fn) -> decltype(fn()) {
+    std::lock_guard lock(mutex);
+    try {
+        return fn();
+    } catch (const std::exception& error) {
+        return std::unexpected(storage_error(error));
+    }
+}
+
+Expected<std::optional<Org>> Store::find_org(std::string_view slug) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<Org>> {
+        auto& q = m_impl->db.query(
+            "SELECT id, slug, name, workforce, owner_id FROM orgs WHERE slug = ?", slug);
+        if (!q.executeStep()) {
+            return std::nullopt;
+        }
+        return read_org(q);
+    });
+}
+
+Expected<std::vector<Org>> Store::list_orgs() const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<Org>> {
+        std::vector<Org> orgs;
+        auto& q =
+            m_impl->db.query("SELECT id, slug, name, workforce, owner_id FROM orgs ORDER BY slug");
+        while (q.executeStep()) {
+            orgs.push_back(read_org(q));
+        }
+        return orgs;
+    });
+}
+
+Expected<std::optional<User>> Store::find_user(std::string_view email) const {
+    auto canonical = canonical_email(email);
+    if (!canonical) {
+        return fail(ErrorCode::invalid_argument,
+                    fmt::format("invalid email \"{}\": {}", email, canonical.error()));
+    }
+    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<User>> {
+        auto& q = m_impl->db.query(
+            "SELECT id, email, display_name, active FROM users WHERE email = ?", *canonical);
+        if (!q.executeStep()) {
+            return std::nullopt;
+        }
+        return read_user(m_impl->db, q);
+    });
+}
+
+Expected<std::optional<User>> Store::find_user_by_external_id(std::string_view source,
+                                                              std::string_view kind,
+                                                              std::string_view value) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<User>> {
+        auto& q = m_impl->db.query(
+            "SELECT u.id, u.email, u.display_name, u.active FROM users u JOIN user_external_ids "
+            "x ON x.user_id = u.id WHERE x.source = ? AND x.kind = ? AND x.value = ?",
+            source, kind, value);
+        if (!q.executeStep()) {
+            return std::nullopt;
+        }
+        return read_user(m_impl->db, q);
+    });
+}
+
+constexpr const char* k_members_sql =
+    "SELECT u.id, u.email, m.user_type, m.role FROM memberships m JOIN users u ON u.id = "
+    "m.user_id WHERE m.org_id = ? ORDER BY u.email";
+constexpr const char* k_member_sql =
+    "SELECT u.id, u.email, m.user_type, m.role FROM memberships m JOIN users u ON u.id = "
+    "m.user_id WHERE m.org_id = ? AND m.user_id = ?";
+
+Expected<std::optional<Membership>> Store::membership(OrgId org, UserId user) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<Membership>> {
+        return first(read_members(m_impl->db, k_member_sql, org, user));
+    });
+}
+
+Expected<std::vector<Membership>> Store::list_members(OrgId org) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<Membership>> {
+        return read_members(m_impl->db, k_members_sql, org, std::nullopt);
+    });
+}
+
+Expected<std::vector<Group>> Store::list_groups(OrgId org) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<Group>> {
+        std::vector<Group> groups;
+        auto& q =
+            m_impl->db.query("SELECT id, name FROM groups WHERE org_id = ? ORDER BY name", org);
+        while (q.executeStep()) {
+            groups.push_back(Group{q.getColumn(0).getInt64(), org, q.getColumn(1).getString()});
+        }
+        return groups;
+    });
+}
+
+Expected<std::optional<Group>> Store::find_group(OrgId org, std::string_view name) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<Group>> {
+        auto& q = m_impl->db.query("SELECT id, name FROM groups WHERE org_id = ? AND name = ?", org,
+                                   name);
+        if (!q.executeStep()) {
+            return std::nullopt;
+        }
+        return Group{q.getColumn(0).getInt64(), org, q.getColumn(1).getString()};
+    });
+}
+
+Expected<std::vector<std::string>> Store::group_members(GroupId group) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<std::string>> {
+        std::vector<std::string> emails;
+        auto& q = m_impl->db.query(
+            "SELECT DISTINCT u.email FROM group_members g JOIN users u ON u.id = g.user_id WHERE "
+            "g.group_id = ? ORDER BY u.email",
+            group);
+        while (q.executeStep()) {
+            emails.push_back(q.getColumn(0).getString());
+        }
+        return emails;
+    });
+}
+
+namespace {
+
+std::vector<Project> read_projects(Db& db, const char* sql, OrgId org,
+                                   std::optional<std::string_view> slug) {
+    std::vector<Project> projects;
+    {
+        auto& q = slug ? db.query(sql, org, *slug) : db.query(sql, org);
+        while (q.executeStep()) {
+            projects.push_back(Project{q.getColumn(0).getInt64(),
+                                       org,
+                                       q.getColumn(1).getString(),
+                                       parse_visibility(q.getColumn(2).getString()).value(),
+                                       {}});
+        }
+    }
+    for (auto& project : projects) {
+        auto& q =
+            db.query("SELECT tag FROM project_tags WHERE project_id = ? ORDER BY tag", project.id);
+        while (q.executeStep()) {
+            project.tags.push_back(q.getColumn(0).getString());
+        }
+    }
+    return projects;
+}
+
+}  // namespace
+
+Expected<std::vector<Project>> Store::list_projects(OrgId org) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<Project>> {
+        return read_projects(
+            m_impl->db, "SELECT id, slug, visibility FROM projects WHERE org_id = ? ORDER BY slug",
+            org, std::nullopt);
+    });
+}
+
+Expected<std::optional<Project>> Store::find_project(OrgId org, std::string_view slug) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<Project>> {
+        return first(read_projects(
+            m_impl->db, "SELECT id, slug, visibility FROM projects WHERE org_id = ? AND slug = ?",
+            org, slug));
+    });
+}
+
+Expected<std::optional<Dataset>> Store::find_dataset(OrgId org, std::string_view slug) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<Dataset>> {
+        Dataset dataset;
+        {
+            auto& q = m_impl->db.query(
+                "SELECT id, slug FROM datasets WHERE org_id = ? AND slug = ?", org, slug);
+            if (!q.executeStep()) {
+                return std::nullopt;
+            }
+            dataset = Dataset{q.getColumn(0).getInt64(), org, q.getColumn(1).getString(), {}};
+        }
+        auto& q = m_impl->db.query(
+            "SELECT p.slug FROM dataset_projects d JOIN projects p ON p.id = d.project_id WHERE "
+            "d.dataset_id = ? ORDER BY p.slug",
+            dataset.id);
+        while (q.executeStep()) {
+            dataset.projects.push_back(q.getColumn(0).getString());
+        }
+        return dataset;
+    });
+}
+
+Expected<std::vector<ProjectGrant>> Store::list_project_grants(ProjectId project) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<ProjectGrant>> {
+        return read_grants<ProjectGrant, Level>(
+            m_impl->db,
+            "SELECT 0, g.user_id, u.email, g.level, g.source FROM project_user_grants g JOIN "
+            "users u ON u.id = g.user_id WHERE g.project_id = ? UNION ALL SELECT 1, g.group_id, "
+            "gr.name, g.level, g.source FROM project_group_grants g JOIN groups gr ON gr.id = "
+            "g.group_id WHERE g.project_id = ? ORDER BY 1, 3, 5",
+            project, parse_level);
+    });
+}
+
+Expected<std::vector<DatasetGrant>> Store::list_dataset_grants(DatasetId dataset) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<DatasetGrant>> {
+        return read_grants<DatasetGrant, DatasetAccess>(
+            m_impl->db,
+            "SELECT 0, g.user_id, u.email, g.access, g.source FROM dataset_user_grants g JOIN "
+            "users u ON u.id = g.user_id WHERE g.dataset_id = ? UNION ALL SELECT 1, g.group_id, "
+            "gr.name, g.access, g.source FROM dataset_group_grants g JOIN groups gr ON gr.id = "
+            "g.group_id WHERE g.dataset_id = ? ORDER BY 1, 3, 5",
+            dataset, parse_dataset_access);
+    });
+}
+
+Expected<std::vector<SourceUser>> Store::list_source_users(std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceUser>> {
+        std::vector<SourceUser> users;
+        auto& q = m_impl->db.query(
+            "SELECT source, external_id, email, display_name, active, attributes FROM "
+            "source_users WHERE source = ? ORDER BY external_id",
+            source);
+        while (q.executeStep()) {
+            users.push_back(SourceUser{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                       q.getColumn(2).getString(), q.getColumn(3).getString(),
+                                       q.getColumn(4).getInt() != 0, q.getColumn(5).getString()});
+        }
+        return users;
+    });
+}
+
+Expected<std::vector<SourceGroup>> Store::list_source_groups(std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceGroup>> {
+        std::vector<SourceGroup> groups;
+        {
+            auto& q = m_impl->db.query(
+                "SELECT source, external_id, name, attributes FROM source_groups WHERE source = ? "
+                "ORDER BY external_id",
+                source);
+            while (q.executeStep()) {
+                groups.push_back(SourceGroup{q.getColumn(0).getString(),
+                                             q.getColumn(1).getString(),
+                                             q.getColumn(2).getString(),
+                                             q.getColumn(3).getString(),
+                                             {}});
+            }
+        }
+        for (auto& group : groups) {
+            auto& q = m_impl->db.query(
+                "SELECT member_id FROM source_group_members WHERE source = ? AND "
+                "group_external_id = ? ORDER BY member_id",
+                group.source, group.external_id);
+            while (q.executeStep()) {
+                group.member_ids.push_back(q.getColumn(0).getString());
+            }
+        }
+        return groups;
+    });
+}
+
+Expected<std::vector<AuditEvent>> Store::audit_events(std::int64_t after_id, int limit) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<AuditEvent>> {
+        std::vector<AuditEvent> events;
+        auto& q = m_impl->db.query(
+            "SELECT id, at, source, kind, org, subject, detail FROM audit_log WHERE id > ? ORDER "
+            "BY id LIMIT ?",
+            after_id, limit);
+        while (q.executeStep()) {
+            events.push_back(AuditEvent{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
+                                        q.getColumn(2).getString(), q.getColumn(3).getString(),
+                                        q.getColumn(4).getString(), q.getColumn(5).getString(),
+                                        q.getColumn(6).getString()});
+        }
+        return events;
+    });
+}
+
+}  // namespace orgsync::directory

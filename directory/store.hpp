@@ -1,0 +1,203 @@
+#pragma once
+
+// The SQLite store: the one place org state is written. Every write runs in
+// one SQLite transaction; DESIGN §1's invariants are checked inside it and a
+// violation rolls the whole transaction back and returns a typed Error, so a
+// failed call changes nothing. After each commit the in-memory policy
+// snapshot of every touched org is rebuilt and published, so decisions
+// (policy.hpp) reflect a write as soon as the write call returns, and readers
+// never wait on a writer.
+//
+// Threading: a Store may be shared by threads. Writes are serialised by an
+// internal mutex; snapshot() is lock-free for readers.
+
+#include <atomic>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "directory/error.hpp"
+#include "directory/model.hpp"
+#include "directory/snapshot.hpp"
+
+namespace SQLite {
+class Database;
+}
+
+namespace orgsync::directory {
+
+// A user as one source states it (the source mirror of DESIGN §2).
+struct SourceUser {
+    std::string source;
+    std::string external_id;  // the source's stable id (entryUUID, objectGUID, SCIM id)
+    std::string email;        // as the source states it, not canonicalised
+    std::string display_name;
+    bool active = true;
+    std::string attributes;  // JSON object: everything else the source said
+};
+
+struct SourceGroup {
+    std::string source;
+    std::string external_id;
+    std::string name;  // DN for LDAP, displayName for SCIM
+    std::string attributes;
+    std::vector<std::string> member_ids;  // external ids of member users
+};
+
+struct AuditEvent {
+    std::int64_t id = 0;
+    std::string at;  // UTC, ISO 8601
+    std::string source;
+    std::string kind;  // e.g. membership.added, role.changed, grant.removed
+    std::string org;   // slug, empty for global events
+    std::string subject;
+    std::string detail;  // JSON object
+};
+
+// The mutation API, valid only inside Store::write. Calls check their own
+// preconditions (returning an Error that the caller normally propagates);
+// state invariants (2, 3, 5) are checked once, when the callback returns, so a
+// batch may pass through an intermediate state (revoke an admin, then grant
+// the replacement). Every change appends an audit event in the same
+// transaction.
+class Transaction {
+  public:
+    virtual ~Transaction() = default;
+
+    // Users. `email` is canonicalised; an invalid address is invalid_argument.
+    // upsert_user returns the existing user's id when the email is known.
+    virtual Expected<UserId> upsert_user(std::string_view email, std::string_view display_name) = 0;
+    virtual Expected<void> set_user_active(UserId user, bool active) = 0;
+    virtual Expected<void> set_external_id(UserId user, const ExternalId& id) = 0;
+
+    // Orgs. The owner (created as a user if unknown) becomes an internal
+    // member with role owner; `source` records who created the org.
+    virtual Expected<OrgId> create_org(std::string_view slug, std::string_view name, bool workforce,
+                                       std::string_view owner_email) = 0;
+    // Invariant 1: `new_owner` must be an internal member of `org`; it becomes
+    // owner and the former owner becomes admin (a manual assertion).
+    virtual Expected<void> transfer_ownership(OrgId org, UserId new_owner) = 0;
+
+    // Memberships. `assertion.role` may not be owner. Asserting replaces that
+    // source's previous assertion; the effective type and role are the highest
+    // asserted (the owner stays owner).
+    virtual Expected<void> assert_membership(OrgId org, UserId user,
+                                             const MembershipAssertion& assertion) = 0;
+    // Withdraws `source`'s assertion. When no assertion is left the
+    // membership ends, with the user's grants and group memberships in that
+    // org; the owner cannot be removed (owner_immutable), an admin only after
+    // demotion (admin_must_be_demoted). Retracting what was never asserted is
+    // a no-op.
+    virtual Expected<void> retract_membership(OrgId org, UserId user, std::string_view source) = 0;
+
+    // Groups. Names are unique per org.
+    virtual Expected<GroupId> create_group(OrgId org, std::string_view name) = 0;
+    virtual Expected<void> delete_group(GroupId group) = 0;
+    // The user must be a member of the group's org (not_a_member).
+    virtual Expected<void> add_group_member(GroupId group, UserId user,
+                                            std::string_view source) = 0;
+    virtual Expected<void> remove_group_member(GroupId group, UserId user,
+                                               std::string_view source) = 0;
+
+    // Projects: created with their first explicit admin (invariant 5), who
+    // must be a member (owner or admin, or gets the grant via invariant 6).
+    virtual Expected<ProjectId> create_project(OrgId org, std::string_view slug,
+                                               Visibility visibility,
+                                               const std::vector<std::string>& tags,
+                                               UserId first_admin) = 0;
+    virtual Expected<void> set_project_visibility(ProjectId project, Visibility visibility) = 0;
+    virtual Expected<void> set_project_tags(ProjectId project,
+                                            const std::vector<std::string>& tags) = 0;
+    virtual Expected<void> delete_project(ProjectId project) = 0;
+
+    virtual Expected<DatasetId> create_dataset(OrgId org, std::string_view slug) = 0;
+    virtual Expected<void> attach_dataset(DatasetId dataset, ProjectId project) = 0;
+    virtual Expected<void> delete_dataset(DatasetId dataset) = 0;
+
+    // Grants, asserted per source like memberships; the effective level is
+    // the highest asserted. Invariant 6: granting a user who is not a member
+    // first makes them a guest, of type `new_member_type` (external when
+    // unset), or workforce when they are internal in a workforce org
+    // (invariant 8). Group principals must belong to the grant's org.
+    virtual Expected<void> grant_project(ProjectId project, Principal principal, Level level,
+                                         std::string_view source,
+                                         std::optional<UserType> new_member_type = {}) = 0;
+    virtual Expected<void> revoke_project(ProjectId project, Principal principal,
+                                          std::string_view source) = 0;
+    virtual Expected<void> grant_dataset(DatasetId dataset, Principal principal,
+                                         DatasetAccess access, std::string_view source,
+                                         std::optional<UserType> new_member_type = {}) = 0;
+    virtual Expected<void> revoke_dataset(DatasetId dataset, Principal principal,
+                                          std::string_view source) = 0;
+
+    // Source mirror: each source's own view, replaced record by record.
+    virtual Expected<void> put_source_user(const SourceUser& user) = 0;
+    virtual Expected<void> delete_source_user(std::string_view source,
+                                              std::string_view external_id) = 0;
+    virtual Expected<void> put_source_group(const SourceGroup& group) = 0;
+    virtual Expected<void> delete_source_group(std::string_view source,
+                                               std::string_view external_id) = 0;
+
+    // The source that the audit events of this transaction are recorded
+    // under, and that membership/grant helpers default to.
+    virtual std::string_view source() const = 0;
+};
+
+class Store {
+  public:
+    // Opens (creating if missing) the store at `path`, enables WAL and foreign
+    // keys, and runs every pending migration in one transaction each. A file
+    // from a newer orgsync is refused (schema_too_new) and left untouched.
+    static Expected<std::unique_ptr<Store>> open(const std::filesystem::path& path);
+
+    ~Store();
+    Store(const Store&) = delete;
+    Store& operator=(const Store&) = delete;
+
+    // The schema version this build writes, and the one the file has.
+    static int latest_schema_version();
+    int schema_version() const;
+
+    // Runs `body` in one transaction recorded under `source`. Commits when
+    // `body` succeeds and every invariant holds; otherwise rolls back and
+    // returns the first error. Serialised with other writes.
+    Expected<void> write(std::string_view source,
+                         const std::function<Expected<void>(Transaction&)>& body);
+
+    // The current decision snapshot: immutable, safe to keep and read from any
+    // thread; never blocks.
+    std::shared_ptr<const Snapshot> snapshot() const;
+
+    // Reads (from SQLite, consistent at the time of the call).
+    Expected<std::optional<Org>> find_org(std::string_view slug) const;
+    Expected<std::vector<Org>> list_orgs() const;
+    Expected<std::optional<User>> find_user(std::string_view email) const;
+    Expected<std::optional<User>> find_user_by_external_id(std::string_view source,
+                                                           std::string_view kind,
+                                                           std::string_view value) const;
+    Expected<std::optional<Membership>> membership(OrgId org, UserId user) const;
+    Expected<std::vector<Membership>> list_members(OrgId org) const;
+    Expected<std::vector<Group>> list_groups(OrgId org) const;
+    Expected<std::optional<Group>> find_group(OrgId org, std::string_view name) const;
+    Expected<std::vector<std::string>> group_members(GroupId group) const;  // emails
+    Expected<std::vector<Project>> list_projects(OrgId org) const;
+    Expected<std::optional<Project>> find_project(OrgId org, std::string_view slug) const;
+    Expected<std::optional<Dataset>> find_dataset(OrgId org, std::string_view slug) const;
+    Expected<std::vector<ProjectGrant>> list_project_grants(ProjectId project) const;
+    Expected<std::vector<DatasetGrant>> list_dataset_grants(DatasetId dataset) const;
+    Expected<std::vector<SourceUser>> list_source_users(std::string_view source) const;
+    Expected<std::vector<SourceGroup>> list_source_groups(std::string_view source) const;
+    Expected<std::vector<AuditEvent>> audit_events(std::int64_t after_id, int limit) const;
+
+  private:
+    struct Impl;
+    explicit Store(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace orgsync::directory
