@@ -656,10 +656,15 @@ struct Tally {
     std::uint64_t allows = 0;
     std::uint64_t errors = 0;
     std::uint64_t reason_bytes = 0;  // consumed so no decision can be optimised away
-    double seconds = 0.0;
+    double seconds = 0.0;      // wall clock
+    double cpu_seconds = 0.0;  // CPU time of the deciding thread (the machine may be shared)
 
     double per_second() const { return static_cast<double>(decisions) / seconds; }
+    double per_cpu_second() const { return static_cast<double>(decisions) / cpu_seconds; }
     double ns_per_decision() const { return seconds * 1e9 / static_cast<double>(decisions); }
+    double cpu_ns_per_decision() const {
+        return cpu_seconds * 1e9 / static_cast<double>(decisions);
+    }
     double allow_share() const {
         return static_cast<double>(allows) / static_cast<double>(decisions);
     }
@@ -683,6 +688,7 @@ Tally decide_for(const Store& store, const std::vector<Request>& pool, double se
     constexpr std::size_t k_batch = 256;
     Tally tally;
     std::size_t next = 0;
+    double cpu_start = thread_cpu_seconds();
     auto start = Clock::now();
     auto deadline =
         start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
@@ -699,6 +705,7 @@ Tally decide_for(const Store& store, const std::vector<Request>& pool, double se
         tally.decisions += k_batch;
     } while (Clock::now() < deadline);
     tally.seconds = seconds_since(start);
+    tally.cpu_seconds = thread_cpu_seconds() - cpu_start;
     return tally;
 }
 
@@ -717,6 +724,7 @@ struct ReaderStats {
 void reader_loop(const Store& store, const std::vector<Request>& pool,
                  const std::atomic<bool>& stop, ReaderStats& stats) {
     std::size_t next = 0;
+    double cpu_start = thread_cpu_seconds();
     auto start = Clock::now();
     auto previous = start;
     while (!stop.load(std::memory_order_relaxed)) {
@@ -742,6 +750,7 @@ void reader_loop(const Store& store, const std::vector<Request>& pool,
         }
     }
     stats.tally.seconds = seconds_since(start);
+    stats.tally.cpu_seconds = thread_cpu_seconds() - cpu_start;
 }
 
 double ms(std::int64_t ns) {
@@ -877,6 +886,10 @@ int run(const Options& options) {
             100.0 * main.allow_share(),
             100.0 * static_cast<double>(main.errors) / static_cast<double>(main.decisions),
             main.reason_bytes);
+        fmt::print(
+            "  thread CPU {:.2f} s of {:.2f} s wall: {:.0f} decisions per CPU-second, {:.1f} CPU "
+            "ns/decision\n",
+            main.cpu_seconds, main.seconds, main.per_cpu_second(), main.cpu_ns_per_decision());
         std::fflush(stdout);
 
         double part_seconds = std::max(0.25, options.seconds / 5.0);

@@ -79,7 +79,9 @@ struct Decision {
 
 // Errors (invalid_argument / not_found) are for questions that cannot be
 // answered: an unknown action, an unknown org/project/dataset, a malformed
-// email, a project action without a project (or an org action with one).
+// email, an action given the wrong target (a project action needs a project
+// and no dataset, a dataset action a dataset and no project, an org action
+// neither).
 // A user who is unknown or not a member of the org is a deny, not an error.
 Expected<Decision> authorize(const Snapshot& snapshot, const Request& request);
 

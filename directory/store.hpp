@@ -123,7 +123,8 @@ class Transaction {
     // the highest asserted. Invariant 6: granting a user who is not a member
     // first makes them a guest, of type `new_member_type` (external when
     // unset), or workforce when they are internal in a workforce org
-    // (invariant 8). Group principals must belong to the grant's org.
+    // (invariant 8). Group principals must belong to the grant's org
+    // (invalid_argument otherwise).
     virtual Expected<void> grant_project(ProjectId project, Principal principal, Level level,
                                          std::string_view source,
                                          std::optional<UserType> new_member_type = {}) = 0;
@@ -165,7 +166,9 @@ class Store {
 
     // Runs `body` in one transaction recorded under `source`. Commits when
     // `body` succeeds and every invariant holds; otherwise rolls back and
-    // returns the first error. Serialised with other writes.
+    // returns the first error. Serialised with other writes and reads: `body`
+    // must not call back into this Store (that would deadlock); it works
+    // through the Transaction it is given.
     Expected<void> write(std::string_view source,
                          const std::function<Expected<void>(Transaction&)>& body);
 
