@@ -141,6 +141,21 @@ std::expected<std::string, std::string> canonical_email(std::string_view address
     return std::string(local) + "@" + *canonical;
 }
 
+bool is_canonical_email(std::string_view address) {
+    std::size_t at = address.find('@');
+    if (at == 0 || at == std::string_view::npos || at > k_max_local_part ||
+        address.find('@', at + 1) != std::string_view::npos || has_control_or_space(address) ||
+        (address.find("=?") != std::string_view::npos &&
+         address.find("?=") != std::string_view::npos)) {
+        return false;
+    }
+    std::string_view domain = address.substr(at + 1);
+    if (domain.starts_with("xn--") || domain.find(".xn--") != std::string_view::npos) {
+        return false;  // A-labels are validated by IDNA in canonical_email
+    }
+    return !domain.empty() && domain.back() != '.' && check_labels(domain).has_value();
+}
+
 std::string_view email_domain(std::string_view canonical) {
     std::size_t at = canonical.rfind('@');
     return at == std::string_view::npos ? std::string_view{} : canonical.substr(at + 1);

@@ -14,6 +14,11 @@ namespace orgsync::directory {
 // trailing '-', not convertible by IDNA).
 std::expected<std::string, std::string> canonical_email(std::string_view address);
 
+// True when `address` is already canonical and valid, decided without
+// allocating; a false answer only means canonical_email must decide
+// (upper case, Unicode or A-label domains, trailing dot, or invalid).
+bool is_canonical_email(std::string_view address);
+
 // The canonical form of a bare domain, by the same rules as an address's domain.
 std::expected<std::string, std::string> canonical_domain(std::string_view domain);
 

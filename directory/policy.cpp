@@ -78,8 +78,8 @@ Effective project_level(const OrgView& org, const ProjectView& project, const Me
     if (member.role == OrgRole::owner || member.role == OrgRole::admin) {
         consider(Level::admin, [&] { return fmt::format("org role {}", to_string(member.role)); });
     }
-    if (auto it = project.grants.users.find(member.id); it != project.grants.users.end()) {
-        consider(it->second, [] { return std::string("direct grant"); });
+    if (auto direct = project.grants.user_grant(member.id)) {
+        consider(*direct, [] { return std::string("direct grant"); });
     }
     if (auto group = best_group_grant(project.grants.groups, member)) {
         consider(group->first,
@@ -96,8 +96,8 @@ Effective dataset_access(const OrgView& org, const DatasetView& dataset, const M
         return {Level::write, fmt::format("org role {}", to_string(member.role))};
     }
     Effective best;
-    if (auto it = dataset.grants.users.find(member.id); it != dataset.grants.users.end()) {
-        best = {static_cast<Level>(it->second), "direct grant"};
+    if (auto direct = dataset.grants.user_grant(member.id)) {
+        best = {static_cast<Level>(*direct), "direct grant"};
     }
     if (auto group = best_group_grant(dataset.grants.groups, member)) {
         auto level = static_cast<Level>(group->first);
@@ -144,12 +144,15 @@ const std::array<ActionInfo, 23>& all_actions() {
 }
 
 std::optional<Action> parse_action(std::string_view name) {
-    for (const auto& info : k_actions) {
-        if (info.name == name) {
-            return info.action;
+    static const StringMap<Action> by_name = [] {
+        StringMap<Action> names;
+        for (const auto& info : k_actions) {
+            names.emplace(info.name, info.action);
         }
-    }
-    return std::nullopt;
+        return names;
+    }();
+    auto it = by_name.find(name);
+    return it == by_name.end() ? std::nullopt : std::optional<Action>(it->second);
 }
 
 const ActionInfo& action_info(Action action) {
@@ -166,10 +169,17 @@ Expected<Decision> authorize(const Snapshot& snapshot, const Request& request) {
     if (auto scoped = check_scope(info, request); !scoped) {
         return std::unexpected(scoped.error());
     }
-    auto email = canonical_email(request.user);
-    if (!email) {
-        return fail(ErrorCode::invalid_argument,
-                    fmt::format("invalid user email \"{}\": {}", request.user, email.error()));
+    // Callers usually send canonical addresses: look those up as they are.
+    std::string canonical;
+    std::string_view email = request.user;
+    if (!is_canonical_email(email)) {
+        auto converted = canonical_email(request.user);
+        if (!converted) {
+            return fail(ErrorCode::invalid_argument, fmt::format("invalid user email \"{}\": {}",
+                                                                 request.user, converted.error()));
+        }
+        canonical = std::move(*converted);
+        email = canonical;
     }
     const OrgView* org = snapshot.find_org(request.org);
     if (org == nullptr) {
@@ -195,15 +205,15 @@ Expected<Decision> authorize(const Snapshot& snapshot, const Request& request) {
     }
 
     Decision decision;
-    auto found = org->members.find(*email);
+    auto found = org->members.find(email);
     if (found == org->members.end()) {
-        decision.reason = fmt::format("{} is not a member of org {}", *email, org->slug);
+        decision.reason = fmt::format("{} is not a member of org {}", email, org->slug);
         return decision;
     }
     const MemberView& member = found->second;
     decision.role = member.role;
     if (!member.active) {
-        decision.reason = fmt::format("{} is deactivated", *email);
+        decision.reason = fmt::format("{} is deactivated", email);
         return decision;
     }
 

@@ -5,8 +5,10 @@
 // org and publishes a new Snapshot sharing every untouched OrgView, so a
 // write costs a rebuild of the orgs it changed and readers never lock.
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -16,9 +18,11 @@
 
 namespace orgsync::directory {
 
+// Not noexcept on purpose: libstdc++ then caches each key's hash in its node,
+// so walking a bucket compares hashes instead of re-hashing other keys.
 struct StringHash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view text) const noexcept {
+    std::size_t operator()(std::string_view text) const {
         return std::hash<std::string_view>{}(text);
     }
 };
@@ -39,8 +43,17 @@ struct MemberView {
 
 template <typename Access>
 struct GrantsView {
-    std::unordered_map<UserId, Access> users;
+    std::vector<std::pair<UserId, Access>> users;       // sorted by user, one entry each (highest)
     std::vector<std::pair<GroupIndex, Access>> groups;  // sorted by access, highest first
+
+    std::optional<Access> user_grant(UserId user) const {
+        auto it = std::lower_bound(users.begin(), users.end(), user,
+                                   [](const auto& entry, UserId id) { return entry.first < id; });
+        if (it == users.end() || it->first != user) {
+            return std::nullopt;
+        }
+        return it->second;
+    }
 };
 
 struct ProjectView {

@@ -5,12 +5,16 @@
 namespace orgsync::directory {
 namespace {
 
+// One entry per user, the highest access any source asserts, sorted by
+// user for binary search.
 template <typename Access>
-void keep_highest(std::unordered_map<UserId, Access>& grants, UserId user, Access access) {
-    auto [it, inserted] = grants.emplace(user, access);
-    if (!inserted && it->second < access) {
-        it->second = access;
-    }
+void normalise_user_grants(std::vector<std::pair<UserId, Access>>& grants) {
+    std::sort(grants.begin(), grants.end(), [](const auto& a, const auto& b) {
+        return a.first != b.first ? a.first < b.first : a.second > b.second;
+    });
+    grants.erase(std::unique(grants.begin(), grants.end(),
+                             [](const auto& a, const auto& b) { return a.first == b.first; }),
+                 grants.end());
 }
 
 // Group grants collapse to one entry per group (the highest level any
@@ -101,9 +105,12 @@ std::shared_ptr<const OrgView> build_org_view(Db& db, OrgId org) {
         while (q.executeStep()) {
             auto project = projects.find(q.getColumn(0).getInt64());
             if (project != projects.end()) {
-                keep_highest(project->second->grants.users, q.getColumn(1).getInt64(),
-                             parse_level(q.getColumn(2).getString()).value());
+                project->second->grants.users.emplace_back(
+                    q.getColumn(1).getInt64(), parse_level(q.getColumn(2).getString()).value());
             }
+        }
+        for (auto& [slug, project] : view->projects) {
+            normalise_user_grants(project.grants.users);
         }
     }
     {
@@ -142,9 +149,13 @@ std::shared_ptr<const OrgView> build_org_view(Db& db, OrgId org) {
         while (q.executeStep()) {
             auto dataset = datasets.find(q.getColumn(0).getInt64());
             if (dataset != datasets.end()) {
-                keep_highest(dataset->second->grants.users, q.getColumn(1).getInt64(),
-                             parse_dataset_access(q.getColumn(2).getString()).value());
+                dataset->second->grants.users.emplace_back(
+                    q.getColumn(1).getInt64(),
+                    parse_dataset_access(q.getColumn(2).getString()).value());
             }
+        }
+        for (auto& [slug, dataset] : view->datasets) {
+            normalise_user_grants(dataset.grants.users);
         }
     }
     {

@@ -916,6 +916,15 @@ struct Store::Impl {
     mutable Db db;
     int version = 0;
     std::atomic<std::shared_ptr<const Snapshot>> snapshot;
+    // Snapshots replaced by a write, kept until no reader holds them so that
+    // they are freed here, on the writer's thread (under `mutex`), and a
+    // reader never pays for freeing a large org view.
+    std::vector<std::shared_ptr<const Snapshot>> retired;
+
+    void retire(std::shared_ptr<const Snapshot> old) {
+        std::erase_if(retired, [](const auto& held) { return held.use_count() == 1; });
+        retired.push_back(std::move(old));
+    }
 };
 
 Store::Store(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
@@ -1004,6 +1013,7 @@ Expected<void> Store::write(std::string_view source,
         transaction.commit();
         if (next) {
             m_impl->snapshot.store(std::move(next));
+            m_impl->retire(std::move(current));
         }
         return {};
     } catch (const std::exception& error) {

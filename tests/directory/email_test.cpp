@@ -43,6 +43,22 @@ TEST(CanonicalDomain, SameRulesAsAddresses) {
     EXPECT_FALSE(canonical_domain("").has_value());
 }
 
+TEST(IsCanonicalEmail, AgreesWithCanonicalEmail) {
+    for (const char* address :
+         {"ann@acme.com", "Ann.Lee@acme.com", "ann@ACME.com", "ann@acme.com.", "ann@Bücher.example",
+          "ann@xn--bcher-kva.example", "ann", "a@b@acme.com", "ann@acme..com", "ann @acme.com",
+          "=?utf-8?q?ann?=@acme.com", "@acme.com", "ann@localhost"}) {
+        auto canonical = canonical_email(address);
+        bool same = canonical.has_value() && *canonical == address;
+        if (is_canonical_email(address)) {
+            EXPECT_TRUE(same) << address;
+        }
+    }
+    EXPECT_TRUE(is_canonical_email("Ann.Lee@acme.com"));
+    EXPECT_FALSE(is_canonical_email("ann@ACME.com"));
+    EXPECT_FALSE(is_canonical_email("ann@acme.com."));
+}
+
 TEST(EmailDomain, IsThePartAfterTheAt) {
     EXPECT_EQ(email_domain("ann@acme.com"), "acme.com");
     EXPECT_EQ(email_domain("nobody"), "");
