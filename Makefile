@@ -18,7 +18,7 @@ build: configure
 	cmake --build $(BUILD) -j$(JOBS)
 
 test: build
-	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+	ctest --test-dir $(BUILD) --output-on-failure --timeout 300 -j$(JOBS)
 
 demo: build
 	@scripts/demo $(BUILD)

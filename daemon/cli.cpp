@@ -10,6 +10,8 @@
 #include "daemon/config.hpp"
 #include "directory/policy.hpp"
 #include "directory/store.hpp"
+#include "mapping/mapping.hpp"
+#include "sync/run.hpp"
 
 namespace orgsync::daemon {
 namespace {
@@ -37,14 +39,167 @@ std::optional<Config> load_or_report(const fs::path& file, std::ostream& err) {
     return std::move(*config);
 }
 
+std::vector<mapping::SourceRef> source_refs(const Config& config) {
+    std::vector<mapping::SourceRef> refs;
+    for (const auto& source : config.sources) {
+        mapping::SourceRef ref{.name = source.name, .type = source.type};
+        if (const auto* scim = std::get_if<ScimSourceConfig>(&source.settings)) {
+            ref.org = scim->org;
+        }
+        refs.push_back(std::move(ref));
+    }
+    return refs;
+}
+
+std::optional<mapping::Mapping> load_mapping_or_report(const Config& config, std::ostream& err) {
+    auto loaded = mapping::load_mapping(config.mapping_file, source_refs(config));
+    if (!loaded) {
+        for (const auto& error : loaded.error()) {
+            err << error.to_string() << '\n';
+        }
+        return std::nullopt;
+    }
+    return std::move(*loaded);
+}
+
 int check_config(const fs::path& file, std::ostream& out, std::ostream& err) {
     auto config = load_or_report(file, err);
     if (!config) {
         return k_exit_negative;
     }
+    auto loaded = load_mapping_or_report(*config, err);
+    if (!loaded) {
+        return k_exit_negative;
+    }
     out << fmt::format("{}: OK ({} source{})\n", file.string(), config->sources.size(),
                        config->sources.size() == 1 ? "" : "s");
+    out << fmt::format("{}: OK ({} org{})\n", config->mapping_file.string(), loaded->orgs.size(),
+                       loaded->orgs.size() == 1 ? "" : "s");
     return k_exit_ok;
+}
+
+struct SyncOptions {
+    std::string source;
+    bool json = false;
+    bool force = false;
+};
+
+// The sources a plan or sync covers: the one named, or every configured
+// source; with none configured, the mapping alone (orgs, projects, datasets).
+std::optional<std::vector<sync::SourceSpec>> select_sources(const Config& config,
+                                                            const std::string& name,
+                                                            std::ostream& err) {
+    std::vector<sync::SourceSpec> specs;
+    for (const auto& source : config.sources) {
+        if (!name.empty() && source.name != name) {
+            continue;
+        }
+        sync::SourceSpec spec{source.name, source.type, ""};
+        if (const auto* scim = std::get_if<ScimSourceConfig>(&source.settings)) {
+            spec.org = scim->org;
+        }
+        specs.push_back(std::move(spec));
+    }
+    if (!name.empty() && specs.empty()) {
+        err << fmt::format("orgsyncd: no source named {} in {}\n", name, config.file.string());
+        return std::nullopt;
+    }
+    if (specs.empty()) {
+        specs.push_back(sync::SourceSpec{"mapping", "mapping", ""});
+    }
+    return specs;
+}
+
+// Plans read the store without creating it: before the first sync they are
+// made against an empty in-memory store.
+int plan(const fs::path& file, const SyncOptions& options, std::ostream& out, std::ostream& err) {
+    auto config = load_or_report(file, err);
+    if (!config) {
+        return k_exit_error;
+    }
+    auto loaded = load_mapping_or_report(*config, err);
+    auto sources = select_sources(*config, options.source, err);
+    if (!loaded || !sources) {
+        return k_exit_error;
+    }
+    std::error_code ignored;
+    bool exists = fs::exists(config->store_path, ignored);
+    auto store = Store::open(exists ? config->store_path : fs::path(":memory:"));
+    if (!store) {
+        err << "orgsyncd: " << store.error().message << '\n';
+        return k_exit_error;
+    }
+    nlohmann::json plans = nlohmann::json::array();
+    for (const auto& source : *sources) {
+        auto mirror = sync::stored_mirror(**store, source.name);
+        if (!mirror) {
+            err << "orgsyncd: " << mirror.error().message << '\n';
+            return k_exit_error;
+        }
+        auto made = sync::prepare_plan(**store, *loaded, source, *mirror);
+        if (!made) {
+            err << "orgsyncd: " << made.error().message << '\n';
+            return k_exit_error;
+        }
+        auto blocked = sync::deletion_guard(*made, *loaded);
+        if (options.json) {
+            nlohmann::json entry = sync::to_json(*made);
+            entry["blocked"] = blocked ? nlohmann::json(*blocked) : nlohmann::json(nullptr);
+            plans.push_back(std::move(entry));
+        } else {
+            out << sync::to_text(*made);
+            if (blocked) {
+                out << "  blocked: " << *blocked << '\n';
+            }
+        }
+    }
+    if (options.json) {
+        out << plans.dump(2) << '\n';
+    }
+    return k_exit_ok;
+}
+
+int run_sync(const fs::path& file, const SyncOptions& options, std::ostream& out,
+             std::ostream& err) {
+    auto config = load_or_report(file, err);
+    if (!config) {
+        return k_exit_error;
+    }
+    auto loaded = load_mapping_or_report(*config, err);
+    auto sources = select_sources(*config, options.source, err);
+    if (!loaded || !sources) {
+        return k_exit_error;
+    }
+    auto store = Store::open(config->store_path);
+    if (!store) {
+        err << "orgsyncd: " << store.error().message << '\n';
+        return k_exit_error;
+    }
+    int status = k_exit_ok;
+    for (const auto& source : *sources) {
+        auto result =
+            sync::run_sync(**store, *loaded, source, std::nullopt, sync::RunOptions{options.force});
+        if (!result) {
+            err << "orgsyncd: " << source.name << ": " << result.error().message << '\n';
+            return k_exit_error;
+        }
+        out << fmt::format("{}: {}, {} change{}, {} held", source.name, result->result,
+                           result->plan.changes.size(), result->plan.changes.size() == 1 ? "" : "s",
+                           result->plan.held.size());
+        if (!result->message.empty()) {
+            out << ": " << result->message;
+        }
+        out << '\n';
+        for (const auto& held : result->plan.held) {
+            out << fmt::format(
+                "  held: {} {} {}: {}\n", sync::to_string(held.change.kind), held.change.org,
+                held.change.email.empty() ? held.change.group : held.change.email, held.reason);
+        }
+        if (result->result != "applied") {
+            status = k_exit_negative;
+        }
+    }
+    return status;
 }
 
 // Decisions from the CLI are read from the store file of the daemon config;
@@ -116,6 +271,18 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
         ->required();
     decide->add_flag("--json", options.json, "Print the decision as JSON");
 
+    SyncOptions plan_options;
+    auto* planned = app.add_subcommand("plan", "Show what a sync would change, changing nothing");
+    planned->add_option("-c,--config", config_file, "Daemon configuration file")->required();
+    planned->add_option("--source", plan_options.source, "Only this source");
+    planned->add_flag("--json", plan_options.json, "Print the plan as JSON");
+
+    SyncOptions sync_options;
+    auto* synced = app.add_subcommand("sync", "Run one sync of every source (or one), then exit");
+    synced->add_option("-c,--config", config_file, "Daemon configuration file")->required();
+    synced->add_option("--source", sync_options.source, "Only this source");
+    synced->add_flag("--force", sync_options.force, "Apply a plan the deletion guard blocks");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& error) {
@@ -136,6 +303,12 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     }
     if (decide->parsed()) {
         return authorize(config_file, options, out, err);
+    }
+    if (planned->parsed()) {
+        return plan(config_file, plan_options, out, err);
+    }
+    if (synced->parsed()) {
+        return run_sync(config_file, sync_options, out, err);
     }
     return k_exit_error;
 }

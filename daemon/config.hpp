@@ -10,7 +10,8 @@
 // files exist is for the component that opens them to report.
 //
 // Every option is declared once, in config.cpp, with its key, type, default
-// and allowed values or range; the defaults below are the same values.
+// and allowed values or range (read by config/toml_schema.hpp, shared with
+// the mapping); the defaults below are the same values.
 
 #include <chrono>
 #include <cstdint>
@@ -22,25 +23,15 @@
 #include <variant>
 #include <vector>
 
+#include "config/config_error.hpp"
+#include "config/duration.hpp"
+
 namespace orgsync::daemon {
 
-// One problem found in a configuration file, written for the admin who edits
-// it. `line` and `column` (1-based) point at the offending key or value; they
-// are 0 when the problem is the file as a whole (it cannot be read).
 // Messages name keys and state the rule; they never quote values (except a
 // source's validated name), so a secret pasted into the wrong key is not
 // echoed back.
-struct ConfigError {
-    std::string path;  // the configuration file, as given to the loader
-    int line = 0;
-    int column = 0;
-    std::string message;
-
-    // "path:line:column: message", or "path: message" when line is 0.
-    std::string to_string() const;
-
-    bool operator==(const ConfigError&) const = default;
-};
+using config::ConfigError;
 
 // The directory server implementation; it decides which attributes identify
 // users (entryUUID, objectGUID, nsUniqueId) and which controls are used.
@@ -139,12 +130,8 @@ struct ListenAddress {
 };
 std::optional<ListenAddress> parse_listen_address(std::string_view text);
 
-// A duration as written in the configuration: one or more <number><unit>
-// groups, units d, h, m, s in that order, each at most once ("30s", "15m",
-// "1h30m", "7d"). nullopt when malformed or above 100 years.
-std::optional<std::chrono::seconds> parse_duration(std::string_view text);
-
-// The shortest spelling parse_duration accepts for `value` ("1h30m"; "0s").
-std::string format_duration(std::chrono::seconds value);
+// Durations as the configuration spells them ("30s", "15m", "1h30m", "7d").
+using config::format_duration;
+using config::parse_duration;
 
 }  // namespace orgsync::daemon

@@ -27,13 +27,16 @@ std::string_view to_string(ErrorCode code);
 struct Error {
     ErrorCode code = ErrorCode::invalid_argument;
     std::string message;  // for the admin: names the records involved, never a secret
+    // What the error is about, for callers that act on it: "org/project" for
+    // last_project_admin, the email for per-user invariants; may be empty.
+    std::string subject;
 };
 
 template <typename T>
 using Expected = std::expected<T, Error>;
 
-inline std::unexpected<Error> fail(ErrorCode code, std::string message) {
-    return std::unexpected(Error{code, std::move(message)});
+inline std::unexpected<Error> fail(ErrorCode code, std::string message, std::string subject = {}) {
+    return std::unexpected(Error{code, std::move(message), std::move(subject)});
 }
 
 }  // namespace orgsync::directory

@@ -177,9 +177,38 @@ CREATE TABLE audit_log (
 );
 )sql";
 
-constexpr std::array<Migration, 2> k_migrations{{
+// Version 3: the outbox of change events for outbound webhooks (written in
+// the same transaction as the change) and the record of sync runs.
+constexpr std::string_view k_v3 = R"sql(
+CREATE TABLE outbox (
+    id           INTEGER PRIMARY KEY,
+    event_id     TEXT NOT NULL UNIQUE,
+    created_at   TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    org          TEXT NOT NULL DEFAULT '',
+    kind         TEXT NOT NULL,
+    payload      TEXT NOT NULL CHECK (json_valid(payload)),
+    attempts     INTEGER NOT NULL DEFAULT 0,
+    delivered_at TEXT
+);
+CREATE INDEX outbox_pending ON outbox (id) WHERE delivered_at IS NULL;
+
+CREATE TABLE sync_runs (
+    id          INTEGER PRIMARY KEY,
+    source      TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    result      TEXT NOT NULL CHECK (result IN ('applied', 'blocked', 'failed')),
+    message     TEXT NOT NULL DEFAULT '',
+    summary     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(summary)),
+    plan        TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(plan))
+);
+CREATE INDEX sync_runs_by_source ON sync_runs (source, id);
+)sql";
+
+constexpr std::array<Migration, 3> k_migrations{{
     {1, "organizations, users, memberships, groups, projects, datasets, grants", k_v1},
     {2, "source mirrors and audit log", k_v2},
+    {3, "outbox and sync runs", k_v3},
 }};
 
 }  // namespace

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 #include <unordered_map>
 
@@ -20,6 +21,10 @@ namespace {
 using nlohmann::json;
 
 constexpr int k_busy_timeout_ms = 5000;
+
+// The store (its mutex) whose write body runs on this thread, so that a
+// Store call from inside that body fails at once instead of deadlocking.
+thread_local const void* t_writing_store = nullptr;
 
 template <typename Row>
 std::optional<Row> first(std::vector<Row> rows) {
@@ -112,6 +117,75 @@ class TransactionImpl final : public Transaction {
                  user, id.source, id.kind, id.value);
         audit("user.external_id_set", "", *email,
               json{{"source", id.source}, {"kind", id.kind}, {"value", id.value}});
+        return {};
+    }
+
+    Expected<void> change_user_email(UserId user, std::string_view new_email) override {
+        auto email = user_email(user);
+        if (!email) {
+            return std::unexpected(email.error());
+        }
+        auto canonical = canonical_email(new_email);
+        if (!canonical) {
+            return fail(ErrorCode::invalid_argument,
+                        fmt::format("invalid email \"{}\": {}", new_email, canonical.error()));
+        }
+        if (*canonical == *email) {
+            return {};
+        }
+        if (m_db.query("SELECT 1 FROM users WHERE email = ?", *canonical).executeStep()) {
+            return fail(ErrorCode::already_exists,
+                        fmt::format("{} already belongs to another user", *canonical), *canonical);
+        }
+        m_db.run("UPDATE users SET email = ? WHERE id = ?", *canonical, user);
+        auto& orgs = m_db.query("SELECT org_id FROM memberships WHERE user_id = ?", user);
+        while (orgs.executeStep()) {
+            m_touched_orgs.insert(orgs.getColumn(0).getInt64());
+        }
+        audit("user.email_changed", "", *canonical, json{{"previous", *email}});
+        return {};
+    }
+
+    Expected<std::optional<OrgId>> find_org_id(std::string_view slug) override {
+        return optional_id(m_db.query("SELECT id FROM orgs WHERE slug = ?", slug));
+    }
+
+    Expected<std::optional<UserId>> find_user_id(std::string_view email) override {
+        auto canonical = canonical_email(email);
+        if (!canonical) {
+            return fail(ErrorCode::invalid_argument,
+                        fmt::format("invalid email \"{}\": {}", email, canonical.error()));
+        }
+        return optional_id(m_db.query("SELECT id FROM users WHERE email = ?", *canonical));
+    }
+
+    Expected<std::optional<GroupId>> find_group_id(OrgId org, std::string_view name) override {
+        return optional_id(
+            m_db.query("SELECT id FROM groups WHERE org_id = ? AND name = ?", org, name));
+    }
+
+    Expected<std::optional<ProjectId>> find_project_id(OrgId org, std::string_view slug) override {
+        return optional_id(
+            m_db.query("SELECT id FROM projects WHERE org_id = ? AND slug = ?", org, slug));
+    }
+
+    Expected<std::optional<DatasetId>> find_dataset_id(OrgId org, std::string_view slug) override {
+        return optional_id(
+            m_db.query("SELECT id FROM datasets WHERE org_id = ? AND slug = ?", org, slug));
+    }
+
+    Expected<void> record_sync_run(const SyncRun& run) override {
+        for (const auto* text : {&run.summary, &run.plan}) {
+            if (auto checked = checked_attributes(*text); !checked) {
+                return fail(ErrorCode::invalid_argument, "a sync run's summary and plan are JSON");
+            }
+        }
+        m_db.run(
+            "INSERT INTO sync_runs (source, started_at, result, message, summary, plan) VALUES "
+            "(?, ?, ?, ?, ?, ?)",
+            run.source, run.started_at, run.result, run.message,
+            run.summary.empty() ? std::string("{}") : run.summary,
+            run.plan.empty() ? std::string("{}") : run.plan);
         return {};
     }
 
@@ -724,26 +798,50 @@ class TransactionImpl final : public Transaction {
                 org);
             if (q.executeStep()) {
                 std::string project = q.getColumn(0).getString();
+                std::string org_slug = org_row(org)->slug;
                 return fail(ErrorCode::last_project_admin,
                             fmt::format("project {} of org {} would have no admin left; grant "
                                         "admin to a replacement first",
-                                        project, org_row(org)->slug));
+                                        project, org_slug),
+                            org_slug + "/" + project);
             }
         }
         return {};
     }
 
   private:
+    static Expected<std::optional<std::int64_t>> optional_id(SQLite::Statement& q) {
+        if (!q.executeStep()) {
+            return std::nullopt;
+        }
+        return q.getColumn(0).getInt64();
+    }
+
     void touch_member(OrgId org, UserId user) {
         m_touched_members.emplace(org, user);
         m_touched_orgs.insert(org);
     }
 
+    // Every change is recorded twice in this transaction: in the audit log,
+    // and as an outbox event (with a unique id) for outbound webhooks.
     void audit(std::string_view kind, const std::string& org, const std::string& subject,
                const json& detail) {
+        std::string text = detail.dump();
         m_db.run(
             "INSERT INTO audit_log (source, kind, org, subject, detail) VALUES (?, ?, ?, ?, ?)",
-            m_source, kind, org, subject, detail.dump());
+            m_source, kind, org, subject, text);
+        json payload{{"type", kind},
+                     {"org", org},
+                     {"subject", subject},
+                     {"source", m_source},
+                     {"detail", detail}};
+        m_db.run("INSERT INTO outbox (event_id, org, kind, payload) VALUES (?, ?, ?, ?)",
+                 new_event_id(), org, kind, payload.dump());
+    }
+
+    static std::string new_event_id() {
+        thread_local std::mt19937_64 random{std::random_device{}()};
+        return fmt::format("{:016x}{:016x}", random(), random());
     }
 
     Expected<OrgRow> org_row(OrgId org) {
@@ -901,7 +999,7 @@ class TransactionImpl final : public Transaction {
 };
 
 Error storage_error(const std::exception& error) {
-    return Error{ErrorCode::storage, fmt::format("store: {}", error.what())};
+    return Error{ErrorCode::storage, fmt::format("store: {}", error.what()), {}};
 }
 
 }  // namespace
@@ -985,18 +1083,39 @@ Expected<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) 
 
 Expected<void> Store::write(std::string_view source,
                             const std::function<Expected<void>(Transaction&)>& body) {
+    return run_write(source, body, true);
+}
+
+Expected<void> Store::check_write(std::string_view source,
+                                  const std::function<Expected<void>(Transaction&)>& body) {
+    return run_write(source, body, false);
+}
+
+Expected<void> Store::run_write(std::string_view source,
+                                const std::function<Expected<void>(Transaction&)>& body,
+                                bool commit) {
     if (source.empty()) {
         return fail(ErrorCode::invalid_argument, "a write needs a source name");
     }
+    if (t_writing_store == &m_impl->mutex) {
+        return fail(ErrorCode::invalid_argument,
+                    "Store::write was called from inside a write body");
+    }
     std::lock_guard lock(m_impl->mutex);
+    struct WritingMark {
+        explicit WritingMark(const void* store) { t_writing_store = store; }
+        ~WritingMark() { t_writing_store = nullptr; }
+        WritingMark(const WritingMark&) = delete;
+        WritingMark& operator=(const WritingMark&) = delete;
+    } mark(&m_impl->mutex);
     try {
         SQLite::Transaction transaction(m_impl->database, SQLite::TransactionBehavior::IMMEDIATE);
         TransactionImpl tx(m_impl->db, source);
         if (auto done = body(tx); !done) {
             return done;
         }
-        if (auto checked = tx.check_invariants(); !checked) {
-            return checked;
+        if (auto checked = tx.check_invariants(); !checked || !commit) {
+            return checked;  // the transaction rolls back as it goes out of scope
         }
         // Views are built inside the transaction so they match what commits.
         std::shared_ptr<const Snapshot> current = m_impl->snapshot.load();
@@ -1121,6 +1240,10 @@ std::vector<Grant> read_grants(Db& db, const char* sql, std::int64_t target, Par
 
 template <typename Fn>
 static auto guarded(std::mutex& mutex, Fn&& fn) -> decltype(fn()) {
+    if (t_writing_store == &mutex) {
+        return fail(ErrorCode::invalid_argument,
+                    "a Store read was called from inside a write body; use the Transaction");
+    }
     std::lock_guard lock(mutex);
     try {
         return fn();
@@ -1387,6 +1510,88 @@ Expected<std::vector<AuditEvent>> Store::audit_events(std::int64_t after_id, int
                                         q.getColumn(6).getString()});
         }
         return events;
+    });
+}
+
+Expected<SourceAssertions> Store::source_assertions(std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<SourceAssertions> {
+        SourceAssertions state;
+        {
+            auto& q = m_impl->db.query(
+                "SELECT o.slug, u.email, a.user_type, a.role FROM membership_assertions a JOIN "
+                "orgs o ON o.id = a.org_id JOIN users u ON u.id = a.user_id WHERE a.source = ?",
+                source);
+            while (q.executeStep()) {
+                state.members.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                         parse_user_type(q.getColumn(2).getString()).value(),
+                                         parse_org_role(q.getColumn(3).getString()).value()});
+            }
+        }
+        {
+            auto& q = m_impl->db.query(
+                "SELECT o.slug, g.name, u.email FROM group_members m JOIN groups g ON g.id = "
+                "m.group_id JOIN orgs o ON o.id = g.org_id JOIN users u ON u.id = m.user_id "
+                "WHERE m.source = ?",
+                source);
+            while (q.executeStep()) {
+                state.group_members.push_back({q.getColumn(0).getString(),
+                                               q.getColumn(1).getString(),
+                                               q.getColumn(2).getString()});
+            }
+        }
+        {
+            auto& q = m_impl->db.query(
+                "SELECT o.slug, g.name, p.slug, '', x.level FROM project_group_grants x JOIN "
+                "groups g ON g.id = x.group_id JOIN projects p ON p.id = x.project_id JOIN orgs "
+                "o ON o.id = p.org_id WHERE x.source = ?1 UNION ALL SELECT o.slug, g.name, '', "
+                "d.slug, x.access FROM dataset_group_grants x JOIN groups g ON g.id = x.group_id "
+                "JOIN datasets d ON d.id = x.dataset_id JOIN orgs o ON o.id = d.org_id WHERE "
+                "x.source = ?1",
+                source);
+            while (q.executeStep()) {
+                state.grants.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                        q.getColumn(2).getString(), q.getColumn(3).getString(),
+                                        parse_level(q.getColumn(4).getString()).value()});
+            }
+        }
+        return state;
+    });
+}
+
+Expected<std::vector<UserState>> Store::list_users() const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<UserState>> {
+        std::vector<UserState> users;
+        auto& q = m_impl->db.query("SELECT id, email, active FROM users ORDER BY email");
+        while (q.executeStep()) {
+            users.push_back(UserState{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
+                                      q.getColumn(2).getInt() != 0});
+        }
+        return users;
+    });
+}
+
+Expected<std::vector<SyncRun>> Store::sync_runs(std::string_view source, int limit) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SyncRun>> {
+        std::vector<SyncRun> runs;
+        auto& q = m_impl->db.query(
+            "SELECT id, source, started_at, finished_at, result, message, summary, plan FROM "
+            "sync_runs WHERE ?1 = '' OR source = ?1 ORDER BY id DESC LIMIT ?2",
+            source, limit);
+        while (q.executeStep()) {
+            runs.push_back(SyncRun{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
+                                   q.getColumn(2).getString(), q.getColumn(3).getString(),
+                                   q.getColumn(4).getString(), q.getColumn(5).getString(),
+                                   q.getColumn(6).getString(), q.getColumn(7).getString()});
+        }
+        return runs;
+    });
+}
+
+Expected<std::int64_t> Store::outbox_depth() const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::int64_t> {
+        auto& q = m_impl->db.query("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL");
+        q.executeStep();
+        return q.getColumn(0).getInt64();
     });
 }
 

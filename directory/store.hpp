@@ -49,6 +49,50 @@ struct SourceGroup {
     std::vector<std::string> member_ids;  // external ids of member users
 };
 
+// Everything one source asserts, by name, for the sync planner to diff.
+struct SourceAssertions {
+    struct Member {
+        std::string org;
+        std::string email;
+        UserType user_type = UserType::external;
+        OrgRole role = OrgRole::guest;
+    };
+    struct GroupMember {
+        std::string org;
+        std::string group;
+        std::string email;
+    };
+    struct GroupGrant {
+        std::string org;
+        std::string group;
+        std::string project;        // set for a project grant
+        std::string dataset;        // set for a dataset grant
+        Level level = Level::read;  // the project level, or the dataset access as read/write
+    };
+    std::vector<Member> members;
+    std::vector<GroupMember> group_members;
+    std::vector<GroupGrant> grants;
+};
+
+struct UserState {
+    UserId id = 0;
+    std::string email;
+    bool active = true;
+};
+
+// One recorded sync run: applied, blocked by a guard (its plan kept for
+// review) or failed.
+struct SyncRun {
+    std::int64_t id = 0;
+    std::string source;
+    std::string started_at;  // UTC, ISO 8601
+    std::string finished_at;
+    std::string result;   // applied | blocked | failed
+    std::string message;  // why it was blocked or failed
+    std::string summary;  // JSON object: counts
+    std::string plan;     // JSON object: the plan, including held changes
+};
+
 struct AuditEvent {
     std::int64_t id = 0;
     std::string at;  // UTC, ISO 8601
@@ -64,7 +108,7 @@ struct AuditEvent {
 // state invariants (2, 3, 5) are checked once, when the callback returns, so a
 // batch may pass through an intermediate state (revoke an admin, then grant
 // the replacement). Every change appends an audit event in the same
-// transaction.
+// transaction, and the same event to the outbox for outbound webhooks.
 class Transaction {
   public:
     virtual ~Transaction() = default;
@@ -74,6 +118,10 @@ class Transaction {
     virtual Expected<UserId> upsert_user(std::string_view email, std::string_view display_name) = 0;
     virtual Expected<void> set_user_active(UserId user, bool active) = 0;
     virtual Expected<void> set_external_id(UserId user, const ExternalId& id) = 0;
+    // Gives the user a new (canonicalised) address; already_exists when
+    // another user has it. Memberships are unchanged: domain auto-join
+    // re-evaluates them (sync/auto_join.hpp).
+    virtual Expected<void> change_user_email(UserId user, std::string_view new_email) = 0;
 
     // Orgs. The owner (created as a user if unknown) becomes an internal
     // member with role owner; `source` records who created the org.
@@ -144,6 +192,18 @@ class Transaction {
     virtual Expected<void> delete_source_group(std::string_view source,
                                                std::string_view external_id) = 0;
 
+    // Lookups by name, seeing this transaction's own writes.
+    virtual Expected<std::optional<OrgId>> find_org_id(std::string_view slug) = 0;
+    virtual Expected<std::optional<UserId>> find_user_id(std::string_view email) = 0;
+    virtual Expected<std::optional<GroupId>> find_group_id(OrgId org, std::string_view name) = 0;
+    virtual Expected<std::optional<ProjectId>> find_project_id(OrgId org,
+                                                               std::string_view slug) = 0;
+    virtual Expected<std::optional<DatasetId>> find_dataset_id(OrgId org,
+                                                               std::string_view slug) = 0;
+
+    // Records a sync run (its id is assigned by the store).
+    virtual Expected<void> record_sync_run(const SyncRun& run) = 0;
+
     // The source that the audit events of this transaction are recorded
     // under, and that membership/grant helpers default to.
     virtual std::string_view source() const = 0;
@@ -167,10 +227,15 @@ class Store {
     // Runs `body` in one transaction recorded under `source`. Commits when
     // `body` succeeds and every invariant holds; otherwise rolls back and
     // returns the first error. Serialised with other writes and reads: `body`
-    // must not call back into this Store (that would deadlock); it works
-    // through the Transaction it is given.
+    // works through the Transaction it is given; a Store method called from
+    // inside it fails with invalid_argument.
     Expected<void> write(std::string_view source,
                          const std::function<Expected<void>(Transaction&)>& body);
+
+    // Runs `body` and the invariant checks exactly like write(), then rolls
+    // back whatever happened: the answer to "would this write succeed?".
+    Expected<void> check_write(std::string_view source,
+                               const std::function<Expected<void>(Transaction&)>& body);
 
     // The current decision snapshot: immutable, safe to keep and read from any
     // thread; never blocks.
@@ -196,8 +261,17 @@ class Store {
     Expected<std::vector<SourceUser>> list_source_users(std::string_view source) const;
     Expected<std::vector<SourceGroup>> list_source_groups(std::string_view source) const;
     Expected<std::vector<AuditEvent>> audit_events(std::int64_t after_id, int limit) const;
+    Expected<SourceAssertions> source_assertions(std::string_view source) const;
+    Expected<std::vector<UserState>> list_users() const;
+    // The most recent runs of `source` (every source when empty), newest first.
+    Expected<std::vector<SyncRun>> sync_runs(std::string_view source, int limit) const;
+    // Outbox events not yet delivered, oldest first.
+    Expected<std::int64_t> outbox_depth() const;
 
   private:
+    Expected<void> run_write(std::string_view source,
+                             const std::function<Expected<void>(Transaction&)>& body, bool commit);
+
     struct Impl;
     explicit Store(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> m_impl;

@@ -47,6 +47,7 @@ class CliTest : public ::testing::Test {
         fs::create_directories(m_dir);
         m_config = m_dir / "orgsyncd.toml";
         std::ofstream(m_config) << "[store]\npath = \"store.db\"\n";
+        std::ofstream(m_dir / "mapping.toml") << "# no orgs yet\n";
     }
     void TearDown() override { fs::remove_all(m_dir); }
 
@@ -77,14 +78,14 @@ class CliTest : public ::testing::Test {
             auto ceo = tx.upsert_user("ceo@acme.com", "");
             auto bob = tx.upsert_user("bob@acme.com", "Bob");
             if (!acme || !ceo || !bob) {
-                return std::unexpected(Error{ErrorCode::storage, "seed failed"});
+                return std::unexpected(Error{ErrorCode::storage, "seed failed", {}});
             }
             auto joined =
                 tx.assert_membership(*acme, *bob, {"manual", UserType::internal, OrgRole::member});
             auto team = tx.create_group(*acme, "vision-team");
             auto vision = tx.create_project(*acme, "vision", Visibility::private_, {}, *ceo);
             if (!joined || !team || !vision) {
-                return std::unexpected(Error{ErrorCode::storage, "seed failed"});
+                return std::unexpected(Error{ErrorCode::storage, "seed failed", {}});
             }
             if (auto added = tx.add_group_member(*team, *bob, "manual"); !added) {
                 return added;
@@ -177,7 +178,8 @@ TEST_F(CliTest, AuthorizeMissingArgumentExitsTwo) {
 TEST_F(CliTest, CheckConfigAcceptsAValidFile) {
     Result run = orgsyncd({"check-config", "-c", m_config.string()});
     EXPECT_EQ(run.status, 0);
-    EXPECT_EQ(run.out, m_config.string() + ": OK (0 sources)\n");
+    EXPECT_EQ(run.out, m_config.string() + ": OK (0 sources)\n" +
+                           (m_dir / "mapping.toml").string() + ": OK (0 orgs)\n");
 }
 
 TEST_F(CliTest, CheckConfigPrintsEveryErrorWithItsPosition) {

@@ -1,0 +1,609 @@
+#include "sync/plan.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "directory/email.hpp"
+
+namespace orgsync::sync {
+namespace {
+
+using directory::Level;
+using directory::OrgRole;
+using directory::UserType;
+using nlohmann::json;
+
+constexpr std::array<std::string_view, 17> k_change_names{
+    "create_org",         "create_project",   "update_project",      "create_dataset",
+    "attach_dataset",     "add_member",       "change_member",       "remove_member",
+    "create_group",       "add_group_member", "remove_group_member", "add_grant",
+    "change_grant",       "remove_grant",     "deactivate_user",     "reactivate_user",
+    "add_fallback_admin",
+};
+
+struct DesiredMember {
+    UserType user_type = UserType::external;
+    OrgRole role = OrgRole::guest;
+    std::string external_id;
+    std::string display_name;
+    std::string why;
+};
+
+// (org, email) → what the source should assert.
+using MemberKey = std::pair<std::string, std::string>;
+// (org, group, email)
+using GroupMemberKey = std::tuple<std::string, std::string, std::string>;
+// (org, group, project, dataset) → level
+using GrantKey = std::tuple<std::string, std::string, std::string, std::string>;
+
+struct Desired {
+    std::map<MemberKey, DesiredMember> members;
+    std::set<std::pair<std::string, std::string>> groups;  // (org, group)
+    std::set<GroupMemberKey> group_members;
+    std::map<GrantKey, Level> grants;
+    std::map<std::string, bool> active;  // email → active, for mapped users
+};
+
+// Joins `org` with at least `role`; the type is the highest seen.
+void join(Desired& desired, const std::string& org, const std::string& email,
+          const directory::SourceUser& user, UserType type, OrgRole role, const std::string& why) {
+    auto [it, inserted] = desired.members.try_emplace({org, email});
+    DesiredMember& member = it->second;
+    if (inserted) {
+        member = DesiredMember{type, role, user.external_id, user.display_name, why};
+        return;
+    }
+    member.user_type = std::max(member.user_type, type);
+    if (role > member.role) {
+        member.role = role;
+        member.why = why;
+    }
+}
+
+// The type a user has in an org their domain does not belong to: workforce
+// when they are internal in a workforce org (invariant 8), else external.
+UserType outside_type(const std::optional<mapping::DomainMatch>& home) {
+    if (home && home->org->workforce && home->rule->user_type == UserType::internal) {
+        return UserType::workforce;
+    }
+    return UserType::external;
+}
+
+Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const SourceData& data,
+               PlanSummary& summary) {
+    Desired desired;
+    std::unordered_map<std::string, std::vector<const directory::SourceGroup*>> groups_of;
+    for (const auto& group : data.groups) {
+        for (const auto& member : group.member_ids) {
+            groups_of[member].push_back(&group);
+        }
+    }
+    const bool scim = source.type == "scim";
+    summary.mirror_users = data.users.size();
+
+    for (const auto& user : data.users) {
+        auto email = directory::canonical_email(user.email);
+        if (!email) {
+            ++summary.invalid_emails;
+            continue;
+        }
+        auto home = mapping::resolve_domain(mapping, directory::email_domain(*email));
+        std::set<std::string> user_groups;
+        if (auto found = groups_of.find(user.external_id); found != groups_of.end()) {
+            for (const auto* group : found->second) {
+                user_groups.insert(group->name);
+            }
+        }
+        std::size_t before = desired.members.size();
+        bool joined_any = false;
+        for (const auto& org : mapping.orgs) {
+            bool home_org = home && home->org == &org;
+            UserType type = home_org ? home->rule->user_type : outside_type(home);
+            bool joins = false;
+            if (scim ? org.slug == source.org : home_org) {
+                joins = true;
+                join(desired, org.slug, *email, user, type,
+                     home_org ? home->rule->role : OrgRole::guest,
+                     home_org ? fmt::format("domain {}", home->rule->name)
+                              : fmt::format("pushed by {}", source.name));
+            }
+            for (const auto& rule : org.roles) {
+                if (rule.source == source.name && user_groups.contains(rule.group)) {
+                    joins = true;
+                    join(desired, org.slug, *email, user, type, rule.role,
+                         fmt::format("group {}", rule.group));
+                }
+            }
+            for (const auto& rule : org.grants) {
+                if (rule.source == source.name && user_groups.contains(rule.group)) {
+                    joins = true;
+                    join(desired, org.slug, *email, user, type, OrgRole::guest,
+                         fmt::format("group {}", rule.group));
+                }
+            }
+            if (!joins) {
+                continue;
+            }
+            joined_any = true;
+            // Invariant 2: only internal users can be admin; a rule cannot
+            // make it otherwise, so the role is capped and the plan says why.
+            auto& member = desired.members.at({org.slug, *email});
+            if (member.role == OrgRole::admin && member.user_type != UserType::internal) {
+                member.role = OrgRole::member;
+                member.why += fmt::format(" (admin capped to member: {} user)",
+                                          directory::to_string(member.user_type));
+            }
+        }
+        (void)before;
+        if (joined_any) {
+            ++summary.mapped_users;
+            desired.active[*email] = user.active;
+        } else {
+            ++summary.unmapped_users;
+        }
+    }
+
+    // Org groups: those a rule names (LDAP), or every group of an org-bound
+    // SCIM source, with the members that join that org.
+    std::map<std::pair<std::string, std::string>, const directory::SourceGroup*> by_name;
+    for (const auto& group : data.groups) {
+        for (const auto& org : mapping.orgs) {
+            bool named =
+                std::any_of(org.roles.begin(), org.roles.end(),
+                            [&](const auto& rule) {
+                                return rule.source == source.name && rule.group == group.name;
+                            }) ||
+                std::any_of(org.grants.begin(), org.grants.end(), [&](const auto& rule) {
+                    return rule.source == source.name && rule.group == group.name;
+                });
+            if (named || (scim && org.slug == source.org)) {
+                by_name[{org.slug, group.name}] = &group;
+            }
+        }
+    }
+    std::unordered_map<std::string, std::string> email_of;
+    for (const auto& user : data.users) {
+        if (auto email = directory::canonical_email(user.email)) {
+            email_of[user.external_id] = *email;
+        }
+    }
+    for (const auto& [key, group] : by_name) {
+        desired.groups.insert(key);
+        for (const auto& member : group->member_ids) {
+            auto email = email_of.find(member);
+            if (email != email_of.end() && desired.members.contains({key.first, email->second})) {
+                desired.group_members.insert({key.first, key.second, email->second});
+            }
+        }
+    }
+    for (const auto& org : mapping.orgs) {
+        for (const auto& rule : org.grants) {
+            if (rule.source != source.name || !by_name.contains({org.slug, rule.group})) {
+                continue;
+            }
+            GrantKey key{org.slug, rule.group, rule.project.value_or(""),
+                         rule.dataset.value_or("")};
+            Level level = rule.project ? rule.level : static_cast<Level>(rule.access);
+            auto [it, inserted] = desired.grants.try_emplace(key, level);
+            it->second = std::max(it->second, level);
+        }
+    }
+    return desired;
+}
+
+// Orgs, projects and datasets the mapping declares and the store lacks.
+directory::Expected<void> plan_structure(const directory::Store& store,
+                                         const mapping::Mapping& mapping, Plan& plan) {
+    for (const auto& org : mapping.orgs) {
+        auto found = store.find_org(org.slug);
+        if (!found) {
+            return std::unexpected(found.error());
+        }
+        if (!*found) {
+            plan.changes.push_back(Change{.kind = ChangeKind::create_org,
+                                          .org = org.slug,
+                                          .email = org.owner,
+                                          .display_name = org.name,
+                                          .why = "declared in the mapping"});
+        }
+        std::map<std::string, directory::Project> projects;
+        if (*found) {
+            auto listed = store.list_projects((*found)->id);
+            if (!listed) {
+                return std::unexpected(listed.error());
+            }
+            for (auto& project : *listed) {
+                projects.emplace(project.slug, std::move(project));
+            }
+        }
+        for (const auto& project : org.projects) {
+            auto current = projects.find(project.slug);
+            if (current == projects.end()) {
+                plan.changes.push_back(Change{.kind = ChangeKind::create_project,
+                                              .org = org.slug,
+                                              .email = org.owner,
+                                              .project = project.slug,
+                                              .why = "declared in the mapping"});
+            } else {
+                auto tags = project.tags;
+                std::sort(tags.begin(), tags.end());
+                if (current->second.visibility != project.visibility ||
+                    current->second.tags != tags) {
+                    plan.changes.push_back(Change{.kind = ChangeKind::update_project,
+                                                  .org = org.slug,
+                                                  .project = project.slug,
+                                                  .why = "visibility or tags changed in the "
+                                                         "mapping"});
+                }
+            }
+        }
+        for (const auto& dataset : org.datasets) {
+            std::optional<directory::Dataset> current;
+            if (*found) {
+                auto looked = store.find_dataset((*found)->id, dataset.slug);
+                if (!looked) {
+                    return std::unexpected(looked.error());
+                }
+                current = *looked;
+            }
+            if (!current) {
+                plan.changes.push_back(Change{.kind = ChangeKind::create_dataset,
+                                              .org = org.slug,
+                                              .dataset = dataset.slug,
+                                              .why = "declared in the mapping"});
+            }
+            for (const auto& project : dataset.projects) {
+                if (!current || std::find(current->projects.begin(), current->projects.end(),
+                                          project) == current->projects.end()) {
+                    plan.changes.push_back(Change{.kind = ChangeKind::attach_dataset,
+                                                  .org = org.slug,
+                                                  .project = project,
+                                                  .dataset = dataset.slug,
+                                                  .why = "declared in the mapping"});
+                }
+            }
+        }
+    }
+    return {};
+}
+
+}  // namespace
+
+std::string_view to_string(ChangeKind kind) {
+    auto index = static_cast<std::size_t>(kind);
+    return index < k_change_names.size() ? k_change_names[index] : std::string_view("unknown");
+}
+
+directory::Expected<Plan> make_plan(const directory::Store& store, const mapping::Mapping& mapping,
+                                    const SourceSpec& source, const SourceData& data) {
+    Plan plan;
+    plan.source = source.name;
+    if (auto structure = plan_structure(store, mapping, plan); !structure) {
+        return std::unexpected(structure.error());
+    }
+    Desired desired = derive(mapping, source, data, plan.summary);
+    auto current = store.source_assertions(source.name);
+    if (!current) {
+        return std::unexpected(current.error());
+    }
+    plan.summary.source_members = current->members.size();
+    for (const auto& member : current->members) {
+        ++plan.summary.source_members_by_org[member.org];
+    }
+
+    // Memberships: add and change first, removals (with the demotion of an
+    // admin recorded as its own step, invariant 4) after grants.
+    std::vector<Change> removals;
+    std::map<MemberKey, const directory::SourceAssertions::Member*> asserted;
+    for (const auto& member : current->members) {
+        asserted[{member.org, member.email}] = &member;
+    }
+    for (const auto& [key, want] : desired.members) {
+        auto have = asserted.find(key);
+        if (have == asserted.end()) {
+            plan.changes.push_back(Change{.kind = ChangeKind::add_member,
+                                          .org = key.first,
+                                          .email = key.second,
+                                          .user_type = want.user_type,
+                                          .role = want.role,
+                                          .external_id = want.external_id,
+                                          .display_name = want.display_name,
+                                          .why = want.why});
+        } else if (have->second->user_type != want.user_type || have->second->role != want.role) {
+            plan.changes.push_back(Change{.kind = ChangeKind::change_member,
+                                          .org = key.first,
+                                          .email = key.second,
+                                          .user_type = want.user_type,
+                                          .role = want.role,
+                                          .from_type = have->second->user_type,
+                                          .from_role = have->second->role,
+                                          .why = want.why});
+        }
+    }
+    for (const auto& [key, have] : asserted) {
+        if (desired.members.contains(key)) {
+            continue;
+        }
+        if (have->role == OrgRole::admin) {
+            removals.push_back(Change{.kind = ChangeKind::change_member,
+                                      .org = key.first,
+                                      .email = key.second,
+                                      .user_type = have->user_type,
+                                      .role = OrgRole::member,
+                                      .from_type = have->user_type,
+                                      .from_role = have->role,
+                                      .why = "demoted before removal"});
+        }
+        removals.push_back(Change{.kind = ChangeKind::remove_member,
+                                  .org = key.first,
+                                  .email = key.second,
+                                  .user_type = have->user_type,
+                                  .role = have->role,
+                                  .why = fmt::format("no longer stated by {}", source.name)});
+    }
+
+    // Groups and their members.
+    std::set<std::pair<std::string, std::string>> existing_groups;
+    for (const auto& org : mapping.orgs) {
+        auto found = store.find_org(org.slug);
+        if (!found) {
+            return std::unexpected(found.error());
+        }
+        if (!*found) {
+            continue;
+        }
+        auto groups = store.list_groups((*found)->id);
+        if (!groups) {
+            return std::unexpected(groups.error());
+        }
+        for (const auto& group : *groups) {
+            existing_groups.insert({org.slug, group.name});
+        }
+    }
+    for (const auto& key : desired.groups) {
+        if (!existing_groups.contains(key)) {
+            plan.changes.push_back(
+                Change{.kind = ChangeKind::create_group,
+                       .org = key.first,
+                       .group = key.second,
+                       .why = fmt::format("named by the mapping for {}", source.name)});
+        }
+    }
+    std::set<GroupMemberKey> have_group_members;
+    for (const auto& member : current->group_members) {
+        have_group_members.insert({member.org, member.group, member.email});
+    }
+    for (const auto& key : desired.group_members) {
+        if (!have_group_members.contains(key)) {
+            plan.changes.push_back(Change{.kind = ChangeKind::add_group_member,
+                                          .org = std::get<0>(key),
+                                          .email = std::get<2>(key),
+                                          .group = std::get<1>(key),
+                                          .why = fmt::format("member in {}", source.name)});
+        }
+    }
+
+    // Grants.
+    std::map<GrantKey, Level> have_grants;
+    for (const auto& grant : current->grants) {
+        have_grants[{grant.org, grant.group, grant.project, grant.dataset}] = grant.level;
+    }
+    for (const auto& [key, level] : desired.grants) {
+        auto have = have_grants.find(key);
+        Change change{.kind = ChangeKind::add_grant,
+                      .org = std::get<0>(key),
+                      .group = std::get<1>(key),
+                      .project = std::get<2>(key),
+                      .dataset = std::get<3>(key),
+                      .level = level,
+                      .why = "grant rule in the mapping"};
+        if (have == have_grants.end()) {
+            plan.changes.push_back(std::move(change));
+        } else if (have->second != level) {
+            change.kind = ChangeKind::change_grant;
+            change.from_level = have->second;
+            plan.changes.push_back(std::move(change));
+        }
+    }
+    for (const auto& [key, level] : have_grants) {
+        if (!desired.grants.contains(key)) {
+            plan.changes.push_back(Change{.kind = ChangeKind::remove_grant,
+                                          .org = std::get<0>(key),
+                                          .group = std::get<1>(key),
+                                          .project = std::get<2>(key),
+                                          .dataset = std::get<3>(key),
+                                          .from_level = level,
+                                          .why = "no grant rule in the mapping"});
+        }
+    }
+    for (const auto& key : have_group_members) {
+        if (!desired.group_members.contains(key)) {
+            plan.changes.push_back(Change{.kind = ChangeKind::remove_group_member,
+                                          .org = std::get<0>(key),
+                                          .email = std::get<2>(key),
+                                          .group = std::get<1>(key),
+                                          .why = fmt::format("not a member in {}", source.name)});
+        }
+    }
+    plan.changes.insert(plan.changes.end(), removals.begin(), removals.end());
+
+    // Accounts the source disables or enables again.
+    auto users = store.list_users();
+    if (!users) {
+        return std::unexpected(users.error());
+    }
+    std::unordered_map<std::string, bool> active_now;
+    for (const auto& user : *users) {
+        active_now.emplace(user.email, user.active);
+    }
+    for (const auto& [email, active] : desired.active) {
+        auto now = active_now.find(email);
+        bool currently = now == active_now.end() || now->second;
+        if (currently != active) {
+            plan.changes.push_back(Change{
+                .kind = active ? ChangeKind::reactivate_user : ChangeKind::deactivate_user,
+                .email = email,
+                .why = fmt::format("{} in {}", active ? "enabled" : "disabled", source.name)});
+        }
+    }
+    return plan;
+}
+
+json to_json(const Change& change) {
+    json out{{"kind", to_string(change.kind)}};
+    auto put = [&out](const char* key, const std::string& value) {
+        if (!value.empty()) {
+            out[key] = value;
+        }
+    };
+    put("org", change.org);
+    put("user", change.email);
+    put("group", change.group);
+    put("project", change.project);
+    put("dataset", change.dataset);
+    switch (change.kind) {
+        case ChangeKind::add_member:
+        case ChangeKind::remove_member:
+            out["user_type"] = directory::to_string(change.user_type);
+            out["role"] = directory::to_string(change.role);
+            break;
+        case ChangeKind::change_member:
+            out["user_type"] = directory::to_string(change.user_type);
+            out["role"] = directory::to_string(change.role);
+            out["from_user_type"] = directory::to_string(change.from_type);
+            out["from_role"] = directory::to_string(change.from_role);
+            break;
+        case ChangeKind::add_grant:
+        case ChangeKind::change_grant:
+        case ChangeKind::remove_grant:
+            if (change.level != Level::none) {
+                out["level"] = directory::to_string(change.level);
+            }
+            if (change.from_level != Level::none) {
+                out["from_level"] = directory::to_string(change.from_level);
+            }
+            break;
+        default:
+            break;
+    }
+    put("why", change.why);
+    return out;
+}
+
+json to_json(const Plan& plan) {
+    json changes = json::array();
+    for (const auto& change : plan.changes) {
+        changes.push_back(to_json(change));
+    }
+    json held = json::array();
+    for (const auto& item : plan.held) {
+        json entry = to_json(item.change);
+        entry["held_because"] = item.reason;
+        held.push_back(std::move(entry));
+    }
+    json out{{"source", plan.source},
+             {"changes", std::move(changes)},
+             {"held", std::move(held)},
+             {"summary",
+              {{"mirror_users", plan.summary.mirror_users},
+               {"mapped_users", plan.summary.mapped_users},
+               {"unmapped_users", plan.summary.unmapped_users},
+               {"invalid_emails", plan.summary.invalid_emails},
+               {"source_members", plan.summary.source_members}}}};
+    if (!plan.problem.empty()) {
+        out["problem"] = plan.problem;
+    }
+    return out;
+}
+
+namespace {
+
+std::string describe(const Change& change) {
+    using directory::to_string;
+    switch (change.kind) {
+        case ChangeKind::create_org:
+            return fmt::format("+ org {} ({}), owner {}", change.org, change.display_name,
+                               change.email);
+        case ChangeKind::create_project:
+            return fmt::format("+ project {}/{}, first admin {}", change.org, change.project,
+                               change.email);
+        case ChangeKind::update_project:
+            return fmt::format("~ project {}/{}: visibility or tags", change.org, change.project);
+        case ChangeKind::create_dataset:
+            return fmt::format("+ dataset {}/{}", change.org, change.dataset);
+        case ChangeKind::attach_dataset:
+            return fmt::format("+ dataset {}/{} attached to project {}", change.org, change.dataset,
+                               change.project);
+        case ChangeKind::add_member:
+            return fmt::format("+ member {} in {} as {} {}", change.email, change.org,
+                               to_string(change.user_type), to_string(change.role));
+        case ChangeKind::change_member:
+            return fmt::format("~ member {} in {}: {} {} -> {} {}", change.email, change.org,
+                               to_string(change.from_type), to_string(change.from_role),
+                               to_string(change.user_type), to_string(change.role));
+        case ChangeKind::remove_member:
+            return fmt::format("- member {} from {} (was {} {})", change.email, change.org,
+                               to_string(change.user_type), to_string(change.role));
+        case ChangeKind::create_group:
+            return fmt::format("+ group {} in {}", change.group, change.org);
+        case ChangeKind::add_group_member:
+            return fmt::format("+ {} to group {} in {}", change.email, change.group, change.org);
+        case ChangeKind::remove_group_member:
+            return fmt::format("- {} from group {} in {}", change.email, change.group, change.org);
+        case ChangeKind::add_grant:
+        case ChangeKind::change_grant:
+        case ChangeKind::remove_grant: {
+            std::string target =
+                change.project.empty() ? "dataset " + change.dataset : "project " + change.project;
+            if (change.kind == ChangeKind::add_grant) {
+                return fmt::format("+ grant {} on {}/{} to group {}", to_string(change.level),
+                                   change.org, target, change.group);
+            }
+            if (change.kind == ChangeKind::change_grant) {
+                return fmt::format("~ grant on {}/{} to group {}: {} -> {}", change.org, target,
+                                   change.group, to_string(change.from_level),
+                                   to_string(change.level));
+            }
+            return fmt::format("- grant {} on {}/{} from group {}", to_string(change.from_level),
+                               change.org, target, change.group);
+        }
+        case ChangeKind::deactivate_user:
+            return fmt::format("- deactivate {}", change.email);
+        case ChangeKind::reactivate_user:
+            return fmt::format("+ reactivate {}", change.email);
+        case ChangeKind::add_fallback_admin:
+            return fmt::format("+ grant admin on {}/project {} to {}", change.org, change.project,
+                               change.email);
+    }
+    return std::string(to_string(change.kind));
+}
+
+}  // namespace
+
+std::string to_text(const Plan& plan) {
+    std::string out =
+        fmt::format("plan for source {}: {} change{}, {} held\n", plan.source, plan.changes.size(),
+                    plan.changes.size() == 1 ? "" : "s", plan.held.size());
+    for (const auto& change : plan.changes) {
+        out += fmt::format("  {}  [{}]\n", describe(change), change.why);
+    }
+    for (const auto& item : plan.held) {
+        out += fmt::format("  held: {}  [{}]\n", describe(item.change), item.reason);
+    }
+    if (!plan.problem.empty()) {
+        out += fmt::format("  cannot be applied: {}\n", plan.problem);
+    }
+    out += fmt::format(
+        "  users: {} in the mirror, {} mapped, {} unmapped, {} with an invalid address\n",
+        plan.summary.mirror_users, plan.summary.mapped_users, plan.summary.unmapped_users,
+        plan.summary.invalid_emails);
+    return out;
+}
+
+}  // namespace orgsync::sync

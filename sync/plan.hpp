@@ -1,0 +1,110 @@
+#pragma once
+
+// The sync plan (DESIGN §2): from what one source states (its mirror) and the
+// mapping, derive the org state that source should assert, diff it against
+// what the source asserts in the store now, and list the typed changes that
+// would close the gap. Making a plan changes nothing.
+
+#include <map>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "directory/error.hpp"
+#include "directory/model.hpp"
+#include "directory/store.hpp"
+#include "mapping/mapping.hpp"
+
+namespace orgsync::sync {
+
+// A configured source as the pipeline needs it.
+struct SourceSpec {
+    std::string name;
+    std::string type;  // "ldap" | "scim"
+    std::string org;   // scim: the org the source is bound to
+};
+
+// What a source states: its users and groups, as stored in its mirror.
+struct SourceData {
+    std::vector<directory::SourceUser> users;
+    std::vector<directory::SourceGroup> groups;
+};
+
+enum class ChangeKind : std::uint8_t {
+    create_org,
+    create_project,
+    update_project,  // visibility or tags
+    create_dataset,
+    attach_dataset,
+    add_member,
+    change_member,  // type or role asserted by the source changes
+    remove_member,
+    create_group,
+    add_group_member,
+    remove_group_member,
+    add_grant,  // a group's project level or dataset access
+    change_grant,
+    remove_grant,
+    deactivate_user,
+    reactivate_user,
+    add_fallback_admin,  // the mapping's project_admin_fallback replaces a last admin
+};
+
+std::string_view to_string(ChangeKind kind);
+
+struct Change {
+    ChangeKind kind = ChangeKind::add_member;
+    std::string org;
+    std::string email;    // member changes, group members, user (de)activation
+    std::string group;    // group changes and grants
+    std::string project;  // project changes and project grants
+    std::string dataset;  // dataset changes and dataset grants
+    directory::UserType user_type = directory::UserType::external;  // target
+    directory::OrgRole role = directory::OrgRole::guest;            // target
+    directory::UserType from_type = directory::UserType::external;  // change_member
+    directory::OrgRole from_role = directory::OrgRole::guest;       // change_member
+    directory::Level level = directory::Level::none;       // grant target (dataset: read/write)
+    directory::Level from_level = directory::Level::none;  // change/remove grant
+    std::string external_id;  // add_member: the source's id for the user
+    std::string display_name;
+    std::string why;  // what in the mapping or the source causes it
+};
+
+// A change the plan will not apply, and why (e.g. it would remove a
+// project's last admin and the mapping names no fallback).
+struct HeldChange {
+    Change change;
+    std::string reason;
+};
+
+struct PlanSummary {
+    std::size_t mirror_users = 0;
+    std::size_t mapped_users = 0;    // users that join at least one org
+    std::size_t unmapped_users = 0;  // valid addresses that match no org
+    std::size_t invalid_emails = 0;  // mirrored users whose address is not valid
+    std::size_t source_members = 0;  // memberships the source asserts now
+    std::map<std::string, std::size_t> source_members_by_org;
+};
+
+struct Plan {
+    std::string source;
+    std::vector<Change> changes;  // in apply order
+    std::vector<HeldChange> held;
+    PlanSummary summary;
+    std::string problem;  // set when the changes cannot be applied as they are, and why
+
+    bool empty() const { return changes.empty() && held.empty(); }
+};
+
+// The plan for `source` from `data`. Reads the store; writes nothing.
+directory::Expected<Plan> make_plan(const directory::Store& store, const mapping::Mapping& mapping,
+                                    const SourceSpec& source, const SourceData& data);
+
+// The plan as an admin reads it: one line per change, then held changes
+// with their reasons, then counts.
+std::string to_text(const Plan& plan);
+nlohmann::json to_json(const Plan& plan);
+nlohmann::json to_json(const Change& change);
+
+}  // namespace orgsync::sync

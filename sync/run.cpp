@@ -1,0 +1,321 @@
+#include "sync/run.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "sync/apply.hpp"
+
+namespace orgsync::sync {
+namespace {
+
+using namespace directory;
+
+// Upper bound on hold/fallback rounds: each round settles one project.
+constexpr int k_max_hold_rounds = 1000;
+
+std::string now_utc() {
+    std::time_t now = std::time(nullptr);
+    std::tm utc{};
+    gmtime_r(&now, &utc);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return text;
+}
+
+// Moves to `plan.held` every change that lowers the explicit admins of
+// `project`: removing or lowering its admin group grants, removing members
+// of those groups, and removing members who are its admins (with the
+// demotion step before such a removal). Returns how many were moved.
+Expected<std::size_t> hold_admin_removals(const Store& store, Plan& plan, const std::string& org,
+                                          const std::string& project_slug) {
+    auto org_row = store.find_org(org);
+    if (!org_row || !*org_row) {
+        return org_row ? fail(ErrorCode::not_found, "no org " + org)
+                       : std::unexpected(org_row.error());
+    }
+    auto project = store.find_project((*org_row)->id, project_slug);
+    if (!project || !*project) {
+        return project ? fail(ErrorCode::not_found, "no project " + project_slug)
+                       : std::unexpected(project.error());
+    }
+    auto grants = store.list_project_grants((*project)->id);
+    if (!grants) {
+        return std::unexpected(grants.error());
+    }
+    std::set<std::string> admin_groups;
+    std::set<std::string> admins;
+    for (const auto& grant : *grants) {
+        if (grant.level != Level::admin) {
+            continue;
+        }
+        if (grant.principal.kind == PrincipalKind::user) {
+            admins.insert(grant.principal_name);
+            continue;
+        }
+        admin_groups.insert(grant.principal_name);
+        auto members = store.group_members(grant.principal.id);
+        if (!members) {
+            return std::unexpected(members.error());
+        }
+        admins.insert(members->begin(), members->end());
+    }
+    std::string reason = fmt::format(
+        "would leave project {}/{} without an admin; grant admin to a replacement or set "
+        "project_admin_fallback for org {} in the mapping",
+        org, project_slug, org);
+    auto lowers_admins = [&](const Change& change) {
+        if (change.org != org) {
+            return false;
+        }
+        switch (change.kind) {
+            case ChangeKind::remove_grant:
+            case ChangeKind::change_grant:
+                return change.project == project_slug && change.from_level == Level::admin;
+            case ChangeKind::remove_group_member:
+                return admin_groups.contains(change.group);
+            case ChangeKind::remove_member:
+                return admins.contains(change.email);
+            case ChangeKind::change_member:
+                return change.why == "demoted before removal" && admins.contains(change.email);
+            default:
+                return false;
+        }
+    };
+    std::size_t moved = 0;
+    std::vector<Change> kept;
+    for (auto& change : plan.changes) {
+        if (lowers_admins(change)) {
+            plan.held.push_back(HeldChange{std::move(change), reason});
+            ++moved;
+        } else {
+            kept.push_back(std::move(change));
+        }
+    }
+    plan.changes = std::move(kept);
+    return moved;
+}
+
+// Makes the stored mirror `old` equal to `data`.
+Expected<void> replace_mirror(Transaction& tx, std::string_view source, const SourceData& old,
+                              const SourceData& data) {
+    const auto* users = &old.users;
+    const auto* groups = &old.groups;
+    std::set<std::string> keep_users;
+    for (const auto& user : data.users) {
+        keep_users.insert(user.external_id);
+        SourceUser stored = user;
+        stored.source = std::string(source);
+        if (auto put = tx.put_source_user(stored); !put) {
+            return put;
+        }
+    }
+    for (const auto& user : *users) {
+        if (!keep_users.contains(user.external_id)) {
+            if (auto gone = tx.delete_source_user(source, user.external_id); !gone) {
+                return gone;
+            }
+        }
+    }
+    std::set<std::string> keep_groups;
+    for (const auto& group : data.groups) {
+        keep_groups.insert(group.external_id);
+        SourceGroup stored = group;
+        stored.source = std::string(source);
+        if (auto put = tx.put_source_group(stored); !put) {
+            return put;
+        }
+    }
+    for (const auto& group : *groups) {
+        if (!keep_groups.contains(group.external_id)) {
+            if (auto gone = tx.delete_source_group(source, group.external_id); !gone) {
+                return gone;
+            }
+        }
+    }
+    return {};
+}
+
+nlohmann::json summary_json(const Plan& plan) {
+    std::map<std::string, int> by_kind;
+    for (const auto& change : plan.changes) {
+        ++by_kind[std::string(to_string(change.kind))];
+    }
+    return nlohmann::json{{"changes", plan.changes.size()},
+                          {"held", plan.held.size()},
+                          {"by_kind", by_kind},
+                          {"mirror_users", plan.summary.mirror_users},
+                          {"mapped_users", plan.summary.mapped_users},
+                          {"unmapped_users", plan.summary.unmapped_users},
+                          {"invalid_emails", plan.summary.invalid_emails}};
+}
+
+SyncRun record(const Plan& plan, const std::string& started, const std::string& result,
+               const std::string& message) {
+    return SyncRun{0,
+                   plan.source,
+                   started,
+                   "",
+                   result,
+                   message,
+                   summary_json(plan).dump(),
+                   to_json(plan).dump()};
+}
+
+}  // namespace
+
+Expected<SourceData> stored_mirror(const Store& store, std::string_view source) {
+    auto users = store.list_source_users(source);
+    auto groups = store.list_source_groups(source);
+    if (!users || !groups) {
+        return std::unexpected(!users ? users.error() : groups.error());
+    }
+    return SourceData{std::move(*users), std::move(*groups)};
+}
+
+Expected<Plan> prepare_plan(Store& store, const mapping::Mapping& mapping, const SourceSpec& source,
+                            const SourceData& data) {
+    auto made = make_plan(store, mapping, source, data);
+    if (!made) {
+        return made;
+    }
+    Plan plan = std::move(*made);
+    std::set<std::string> fallback_used;
+    for (int round = 0; round < k_max_hold_rounds; ++round) {
+        auto checked = store.check_write(source.name, [&](Transaction& tx) {
+            return apply_changes(tx, mapping, source.name, plan.changes);
+        });
+        if (checked) {
+            return plan;
+        }
+        const Error& error = checked.error();
+        auto slash = error.subject.find('/');
+        if (error.code != ErrorCode::last_project_admin || slash == std::string::npos) {
+            plan.problem = error.message;
+            return plan;
+        }
+        std::string org = error.subject.substr(0, slash);
+        std::string project = error.subject.substr(slash + 1);
+        const auto* declared = mapping.find_org(org);
+        if (declared != nullptr && declared->project_admin_fallback &&
+            fallback_used.insert(error.subject).second) {
+            plan.changes.insert(plan.changes.begin(),
+                                Change{.kind = ChangeKind::add_fallback_admin,
+                                       .org = org,
+                                       .email = *declared->project_admin_fallback,
+                                       .project = project,
+                                       .why = "project_admin_fallback in the mapping"});
+            continue;
+        }
+        auto moved = hold_admin_removals(store, plan, org, project);
+        if (!moved) {
+            return std::unexpected(moved.error());
+        }
+        if (*moved == 0) {
+            plan.problem = error.message;
+            return plan;
+        }
+    }
+    plan.problem = "too many projects would lose their last admin";
+    return plan;
+}
+
+std::optional<std::string> deletion_guard(const Plan& plan, const mapping::Mapping& mapping) {
+    std::map<std::string, std::size_t> removed;
+    for (const auto& change : plan.changes) {
+        if (change.kind == ChangeKind::remove_member) {
+            ++removed[change.org];
+        }
+    }
+    std::size_t deactivated = static_cast<std::size_t>(std::count_if(
+        plan.changes.begin(), plan.changes.end(),
+        [](const Change& change) { return change.kind == ChangeKind::deactivate_user; }));
+    for (const auto& org : mapping.orgs) {
+        std::size_t total = 0;
+        if (auto found = plan.summary.source_members_by_org.find(org.slug);
+            found != plan.summary.source_members_by_org.end()) {
+            total = found->second;
+        }
+        std::size_t gone = removed[org.slug] + std::min(deactivated, total);
+        if (gone == 0) {
+            continue;
+        }
+        auto percent = static_cast<std::size_t>(org.guard.max_delete_percent);
+        if (gone * 100 > total * percent) {
+            return fmt::format(
+                "would remove or deactivate {} of the {} users {} asserts in org {} (more than "
+                "{}%); review the plan and run with --force to apply it",
+                gone, total, plan.source, org.slug, percent);
+        }
+        if (gone > static_cast<std::size_t>(org.guard.max_delete_count)) {
+            return fmt::format(
+                "would remove or deactivate {} users {} asserts in org {} (more than {}); review "
+                "the plan and run with --force to apply it",
+                gone, plan.source, org.slug, org.guard.max_delete_count);
+        }
+    }
+    return std::nullopt;
+}
+
+Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
+                             const SourceSpec& source, const std::optional<SourceData>& fetched,
+                             const RunOptions& options) {
+    std::string started = now_utc();
+    auto mirror = stored_mirror(store, source.name);
+    if (!mirror) {
+        return std::unexpected(mirror.error());
+    }
+    const SourceData& data = fetched ? *fetched : *mirror;
+
+    auto finish = [&](RunResult result) -> Expected<RunResult> {
+        auto recorded = store.write(source.name, [&](Transaction& tx) {
+            return tx.record_sync_run(record(result.plan, started, result.result, result.message));
+        });
+        if (!recorded) {
+            return std::unexpected(recorded.error());
+        }
+        return result;
+    };
+
+    if (fetched && fetched->users.empty() && !mirror->users.empty()) {
+        Plan plan;
+        plan.source = source.name;
+        return finish(RunResult{"failed",
+                                fmt::format("{} returned no users while its mirror has {}; "
+                                            "nothing was changed",
+                                            source.name, mirror->users.size()),
+                                std::move(plan)});
+    }
+
+    auto plan = prepare_plan(store, mapping, source, data);
+    if (!plan) {
+        return std::unexpected(plan.error());
+    }
+    if (!plan->problem.empty()) {
+        return finish(RunResult{"failed", plan->problem, std::move(*plan)});
+    }
+    if (auto blocked = deletion_guard(*plan, mapping); blocked && !options.force) {
+        return finish(RunResult{"blocked", *blocked, std::move(*plan)});
+    }
+
+    auto applied = store.write(source.name, [&](Transaction& tx) -> Expected<void> {
+        if (fetched) {
+            if (auto replaced = replace_mirror(tx, source.name, *mirror, *fetched); !replaced) {
+                return replaced;
+            }
+        }
+        if (auto done = apply_changes(tx, mapping, source.name, plan->changes); !done) {
+            return done;
+        }
+        return tx.record_sync_run(record(*plan, started, "applied", ""));
+    });
+    if (!applied) {
+        return finish(RunResult{"failed", applied.error().message, std::move(*plan)});
+    }
+    return RunResult{"applied", "", std::move(*plan)};
+}
+
+}  // namespace orgsync::sync

@@ -1,0 +1,52 @@
+#pragma once
+
+// One sync run of one source (DESIGN §2, §4): plan, resolve what must be
+// held, check the guards, then apply in one transaction that also replaces
+// the source's mirror (when the source was fetched) and records the run.
+
+#include <optional>
+#include <string>
+
+#include "directory/store.hpp"
+#include "mapping/mapping.hpp"
+#include "sync/plan.hpp"
+
+namespace orgsync::sync {
+
+// The plan `make_plan` gives, with the changes that would remove a
+// project's last admin either replaced by the mapping's fallback admin or
+// moved to `held` (invariant 5). A plan that fails for another reason keeps
+// its changes and says why in `problem`.
+directory::Expected<Plan> prepare_plan(directory::Store& store, const mapping::Mapping& mapping,
+                                       const SourceSpec& source, const SourceData& data);
+
+// The source's mirror as stored.
+directory::Expected<SourceData> stored_mirror(const directory::Store& store,
+                                              std::string_view source);
+
+// Why a plan must not be applied without --force, or nothing: it would
+// remove or deactivate more than an org's guard allows (share or count of
+// the users the source asserts there).
+std::optional<std::string> deletion_guard(const Plan& plan, const mapping::Mapping& mapping);
+
+struct RunOptions {
+    bool force = false;  // apply a plan the deletion guard blocks
+};
+
+struct RunResult {
+    std::string result;   // applied | blocked | failed
+    std::string message;  // why blocked or failed; empty when applied
+    Plan plan;
+};
+
+// Runs one sync. `fetched` is what the connector just read from the source;
+// without it the run re-derives from the stored mirror (a mapping change).
+// A fetch that returned no users while the mirror has some fails the run
+// (an outage must never empty an org). Every run is recorded
+// (Store::sync_runs); only an applied run changes org state.
+directory::Expected<RunResult> run_sync(directory::Store& store, const mapping::Mapping& mapping,
+                                        const SourceSpec& source,
+                                        const std::optional<SourceData>& fetched,
+                                        const RunOptions& options);
+
+}  // namespace orgsync::sync
