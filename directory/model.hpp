@@ -60,6 +60,7 @@ struct Org {
     std::string name;
     bool workforce = false;
     UserId owner = 0;
+    std::string owner_email;
 };
 
 struct ExternalId {

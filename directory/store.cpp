@@ -1149,8 +1149,9 @@ std::shared_ptr<const Snapshot> Store::snapshot() const {
 namespace {
 
 Org read_org(SQLite::Statement& q) {
-    return Org{q.getColumn(0).getInt64(), q.getColumn(1).getString(), q.getColumn(2).getString(),
-               q.getColumn(3).getInt() != 0, q.getColumn(4).getInt64()};
+    return Org{q.getColumn(0).getInt64(),  q.getColumn(1).getString(),
+               q.getColumn(2).getString(), q.getColumn(3).getInt() != 0,
+               q.getColumn(4).getInt64(),  q.getColumn(5).getString()};
 }
 
 User read_user(Db& db, SQLite::Statement& q) {
@@ -1255,7 +1256,9 @@ static auto guarded(std::mutex& mutex, Fn&& fn) -> decltype(fn()) {
 Expected<std::optional<Org>> Store::find_org(std::string_view slug) const {
     return guarded(m_impl->mutex, [&]() -> Expected<std::optional<Org>> {
         auto& q = m_impl->db.query(
-            "SELECT id, slug, name, workforce, owner_id FROM orgs WHERE slug = ?", slug);
+            "SELECT o.id, o.slug, o.name, o.workforce, o.owner_id, u.email FROM orgs o JOIN users "
+            "u ON u.id = o.owner_id WHERE o.slug = ?",
+            slug);
         if (!q.executeStep()) {
             return std::nullopt;
         }
@@ -1266,8 +1269,9 @@ Expected<std::optional<Org>> Store::find_org(std::string_view slug) const {
 Expected<std::vector<Org>> Store::list_orgs() const {
     return guarded(m_impl->mutex, [&]() -> Expected<std::vector<Org>> {
         std::vector<Org> orgs;
-        auto& q =
-            m_impl->db.query("SELECT id, slug, name, workforce, owner_id FROM orgs ORDER BY slug");
+        auto& q = m_impl->db.query(
+            "SELECT o.id, o.slug, o.name, o.workforce, o.owner_id, u.email FROM orgs o "
+            "JOIN users u ON u.id = o.owner_id ORDER BY o.slug");
         while (q.executeStep()) {
             orgs.push_back(read_org(q));
         }

@@ -225,9 +225,11 @@ directory::Expected<void> plan_structure(const directory::Store& store,
         for (const auto& project : org.projects) {
             auto current = projects.find(project.slug);
             if (current == projects.end()) {
+                // The first admin is the org's owner now (the mapping's owner
+                // is only the initial one).
                 plan.changes.push_back(Change{.kind = ChangeKind::create_project,
                                               .org = org.slug,
-                                              .email = org.owner,
+                                              .email = *found ? (*found)->owner_email : org.owner,
                                               .project = project.slug,
                                               .why = "declared in the mapping"});
             } else {
@@ -338,7 +340,8 @@ directory::Expected<Plan> make_plan(const directory::Store& store, const mapping
                                       .role = OrgRole::member,
                                       .from_type = have->user_type,
                                       .from_role = have->role,
-                                      .why = "demoted before removal"});
+                                      .why = "demoted before removal",
+                                      .before_removal = true});
         }
         removals.push_back(Change{.kind = ChangeKind::remove_member,
                                   .org = key.first,
@@ -442,10 +445,19 @@ directory::Expected<Plan> make_plan(const directory::Store& store, const mapping
     for (const auto& user : *users) {
         active_now.emplace(user.email, user.active);
     }
+    std::unordered_map<std::string, std::vector<std::string>> orgs_of;
+    for (const auto& [key, member] : asserted) {
+        orgs_of[key.second].push_back(key.first);
+    }
     for (const auto& [email, active] : desired.active) {
         auto now = active_now.find(email);
         bool currently = now == active_now.end() || now->second;
         if (currently != active) {
+            if (!active) {
+                for (const auto& org : orgs_of[email]) {
+                    ++plan.summary.deactivations_by_org[org];
+                }
+            }
             plan.changes.push_back(Change{
                 .kind = active ? ChangeKind::reactivate_user : ChangeKind::deactivate_user,
                 .email = email,

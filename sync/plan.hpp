@@ -68,7 +68,8 @@ struct Change {
     directory::Level from_level = directory::Level::none;  // change/remove grant
     std::string external_id;  // add_member: the source's id for the user
     std::string display_name;
-    std::string why;  // what in the mapping or the source causes it
+    std::string why;              // what in the mapping or the source causes it
+    bool before_removal = false;  // change_member: the demotion that precedes removing an admin
 };
 
 // A change the plan will not apply, and why (e.g. it would remove a
@@ -85,6 +86,7 @@ struct PlanSummary {
     std::size_t invalid_emails = 0;  // mirrored users whose address is not valid
     std::size_t source_members = 0;  // memberships the source asserts now
     std::map<std::string, std::size_t> source_members_by_org;
+    std::map<std::string, std::size_t> deactivations_by_org;  // of users the source has there
 };
 
 struct Plan {

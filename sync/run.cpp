@@ -80,7 +80,7 @@ Expected<std::size_t> hold_admin_removals(const Store& store, Plan& plan, const 
             case ChangeKind::remove_member:
                 return admins.contains(change.email);
             case ChangeKind::change_member:
-                return change.why == "demoted before removal" && admins.contains(change.email);
+                return change.before_removal && admins.contains(change.email);
             default:
                 return false;
         }
@@ -230,16 +230,14 @@ std::optional<std::string> deletion_guard(const Plan& plan, const mapping::Mappi
             ++removed[change.org];
         }
     }
-    std::size_t deactivated = static_cast<std::size_t>(std::count_if(
-        plan.changes.begin(), plan.changes.end(),
-        [](const Change& change) { return change.kind == ChangeKind::deactivate_user; }));
+    auto count_in = [](const std::map<std::string, std::size_t>& counts, const std::string& org) {
+        auto found = counts.find(org);
+        return found == counts.end() ? std::size_t{0} : found->second;
+    };
     for (const auto& org : mapping.orgs) {
-        std::size_t total = 0;
-        if (auto found = plan.summary.source_members_by_org.find(org.slug);
-            found != plan.summary.source_members_by_org.end()) {
-            total = found->second;
-        }
-        std::size_t gone = removed[org.slug] + std::min(deactivated, total);
+        std::size_t total = count_in(plan.summary.source_members_by_org, org.slug);
+        std::size_t gone =
+            removed[org.slug] + count_in(plan.summary.deactivations_by_org, org.slug);
         if (gone == 0) {
             continue;
         }
