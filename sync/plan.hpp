@@ -29,6 +29,10 @@ struct SourceSpec {
 struct SourceData {
     std::vector<directory::SourceUser> users;
     std::vector<directory::SourceGroup> groups;
+    // Set by a connector whose read was cut short (size or time limit,
+    // partial results, an unreachable referral): why. Such data is never
+    // applied, since what is missing would read as deleted.
+    std::string incomplete;
 };
 
 enum class ChangeKind : std::uint8_t {

@@ -278,6 +278,14 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
         return result;
     };
 
+    if (fetched && !fetched->incomplete.empty()) {
+        Plan plan;
+        plan.source = source.name;
+        return finish(RunResult{"failed",
+                                fmt::format("{} returned incomplete data ({}); nothing was changed",
+                                            source.name, fetched->incomplete),
+                                std::move(plan)});
+    }
     if (fetched && fetched->users.empty() && !mirror->users.empty()) {
         Plan plan;
         plan.source = source.name;

@@ -41,8 +41,9 @@ struct RunResult {
 
 // Runs one sync. `fetched` is what the connector just read from the source;
 // without it the run re-derives from the stored mirror (a mapping change).
-// A fetch that returned no users while the mirror has some fails the run
-// (an outage must never empty an org). Every run is recorded
+// A fetch that is incomplete, or that returned no users while the mirror
+// has some, fails the run and changes nothing (an outage must never empty an
+// org). Every run is recorded
 // (Store::sync_runs); only an applied run changes org state.
 directory::Expected<RunResult> run_sync(directory::Store& store, const mapping::Mapping& mapping,
                                         const SourceSpec& source,

@@ -218,6 +218,21 @@ TEST_F(SyncTest, ZeroUsersFromTheSourceFailsAndChangesNothing) {
     EXPECT_EQ(must(store().list_source_users("corp")).size(), 5u);
 }
 
+TEST_F(SyncTest, IncompleteDataFailsAndChangesNothing) {
+    ASSERT_EQ(sync(base_data()).result, "applied");
+    std::string before = dump_state(store());
+    SourceData partial = base_data();
+    partial.users.resize(1);
+    partial.incomplete = "size limit exceeded after 1 entry";
+    RunResult run = sync(partial, /*force=*/true);
+    EXPECT_EQ(run.result, "failed");
+    EXPECT_EQ(run.message,
+              "corp returned incomplete data (size limit exceeded after 1 entry); nothing was "
+              "changed");
+    EXPECT_EQ(dump_state(store()), before);
+    EXPECT_EQ(must(store().list_source_users("corp")).size(), 5u);
+}
+
 SourceData many_users(int count) {
     SourceData data;
     for (int i = 0; i < count; ++i) {
