@@ -176,50 +176,68 @@ Expected<SourceData> stored_mirror(const Store& store, std::string_view source) 
     return SourceData{std::move(*users), std::move(*groups)};
 }
 
-Expected<Plan> prepare_plan(Store& store, const mapping::Mapping& mapping, const SourceSpec& source,
-                            const SourceData& data) {
-    auto made = make_plan(store, mapping, source, data);
-    if (!made) {
-        return made;
-    }
-    Plan plan = std::move(*made);
+namespace {
+
+// Settles every project the plan would leave without an admin: the mapping's
+// fallback gets admin, or else the changes that remove its admins are held.
+// `error` is the store's answer to the plan as it stands, when known; each
+// further round asks again with a dry run.
+Expected<void> resolve_holds(Store& store, const mapping::Mapping& mapping,
+                             const SourceSpec& source, Plan& plan, std::optional<Error> error) {
     std::set<std::string> fallback_used;
     for (int round = 0; round < k_max_hold_rounds; ++round) {
-        auto checked = store.check_write(source.name, [&](Transaction& tx) {
-            return apply_changes(tx, mapping, source.name, plan.changes);
-        });
-        if (checked) {
-            return plan;
+        if (!error) {
+            auto checked = store.check_write(source.name, [&](Transaction& tx) {
+                return apply_changes(tx, mapping, source.name, plan.changes);
+            });
+            if (checked) {
+                return {};
+            }
+            error = checked.error();
         }
-        const Error& error = checked.error();
-        auto slash = error.subject.find('/');
-        if (error.code != ErrorCode::last_project_admin || slash == std::string::npos) {
-            plan.problem = error.message;
-            return plan;
+        auto slash = error->subject.find('/');
+        if (error->code != ErrorCode::last_project_admin || slash == std::string::npos) {
+            plan.problem = error->message;
+            return {};
         }
-        std::string org = error.subject.substr(0, slash);
-        std::string project = error.subject.substr(slash + 1);
+        std::string org = error->subject.substr(0, slash);
+        std::string project = error->subject.substr(slash + 1);
         const auto* declared = mapping.find_org(org);
         if (declared != nullptr && declared->project_admin_fallback &&
-            fallback_used.insert(error.subject).second) {
+            fallback_used.insert(error->subject).second) {
             plan.changes.insert(plan.changes.begin(),
                                 Change{.kind = ChangeKind::add_fallback_admin,
                                        .org = org,
                                        .email = *declared->project_admin_fallback,
                                        .project = project,
                                        .why = "project_admin_fallback in the mapping"});
-            continue;
+        } else {
+            auto moved = hold_admin_removals(store, plan, org, project);
+            if (!moved) {
+                return std::unexpected(moved.error());
+            }
+            if (*moved == 0) {
+                plan.problem = error->message;
+                return {};
+            }
         }
-        auto moved = hold_admin_removals(store, plan, org, project);
-        if (!moved) {
-            return std::unexpected(moved.error());
-        }
-        if (*moved == 0) {
-            plan.problem = error.message;
-            return plan;
-        }
+        error.reset();
     }
     plan.problem = "too many projects would lose their last admin";
+    return {};
+}
+
+}  // namespace
+
+Expected<Plan> prepare_plan(Store& store, const mapping::Mapping& mapping, const SourceSpec& source,
+                            const SourceData& data) {
+    auto plan = make_plan(store, mapping, source, data);
+    if (!plan) {
+        return plan;
+    }
+    if (auto resolved = resolve_holds(store, mapping, source, *plan, std::nullopt); !resolved) {
+        return std::unexpected(resolved.error());
+    }
     return plan;
 }
 
@@ -296,32 +314,49 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
                                 std::move(plan)});
     }
 
-    auto plan = prepare_plan(store, mapping, source, data);
+    // Applied as planned in the common case; only when the store refuses
+    // (a project would lose its last admin) is the plan settled with dry
+    // runs and applied again.
+    auto plan = make_plan(store, mapping, source, data);
     if (!plan) {
         return std::unexpected(plan.error());
     }
-    if (!plan->problem.empty()) {
-        return finish(RunResult{"failed", plan->problem, std::move(*plan)});
-    }
-    if (auto blocked = deletion_guard(*plan, mapping); blocked && !options.force) {
-        return finish(RunResult{"blocked", *blocked, std::move(*plan)});
-    }
-
-    auto applied = store.write(source.name, [&](Transaction& tx) -> Expected<void> {
-        if (fetched) {
-            if (auto replaced = replace_mirror(tx, source.name, *mirror, *fetched); !replaced) {
-                return replaced;
+    auto apply = [&]() {
+        return store.write(source.name, [&](Transaction& tx) -> Expected<void> {
+            if (fetched) {
+                if (auto replaced = replace_mirror(tx, source.name, *mirror, *fetched); !replaced) {
+                    return replaced;
+                }
+            }
+            if (auto done = apply_changes(tx, mapping, source.name, plan->changes); !done) {
+                return done;
+            }
+            return tx.record_sync_run(record(*plan, started, "applied", ""));
+        });
+    };
+    std::optional<Error> refused;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (attempt == 1) {
+            if (auto resolved = resolve_holds(store, mapping, source, *plan, refused); !resolved) {
+                return std::unexpected(resolved.error());
+            }
+            if (!plan->problem.empty()) {
+                return finish(RunResult{"failed", plan->problem, std::move(*plan)});
             }
         }
-        if (auto done = apply_changes(tx, mapping, source.name, plan->changes); !done) {
-            return done;
+        if (auto blocked = deletion_guard(*plan, mapping); blocked && !options.force) {
+            return finish(RunResult{"blocked", *blocked, std::move(*plan)});
         }
-        return tx.record_sync_run(record(*plan, started, "applied", ""));
-    });
-    if (!applied) {
-        return finish(RunResult{"failed", applied.error().message, std::move(*plan)});
+        auto applied = apply();
+        if (applied) {
+            return RunResult{"applied", "", std::move(*plan)};
+        }
+        refused = applied.error();
+        if (refused->code != ErrorCode::last_project_admin) {
+            break;
+        }
     }
-    return RunResult{"applied", "", std::move(*plan)};
+    return finish(RunResult{"failed", refused->message, std::move(*plan)});
 }
 
 }  // namespace orgsync::sync
