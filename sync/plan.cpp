@@ -87,61 +87,74 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
     const bool scim = source.type == "scim";
     summary.mirror_users = data.users.size();
 
+    // The rules of this source, by the group they name.
+    struct RuleRef {
+        const mapping::OrgMapping* org;
+        OrgRole role;  // guest for a grant rule: it only brings the user in
+    };
+    std::unordered_map<std::string, std::vector<RuleRef>> rules_by_group;
+    for (const auto& org : mapping.orgs) {
+        for (const auto& rule : org.roles) {
+            if (rule.source == source.name) {
+                rules_by_group[rule.group].push_back({&org, rule.role});
+            }
+        }
+        for (const auto& rule : org.grants) {
+            if (rule.source == source.name) {
+                rules_by_group[rule.group].push_back({&org, OrgRole::guest});
+            }
+        }
+    }
+    const mapping::OrgMapping* bound = scim ? mapping.find_org(source.org) : nullptr;
+
+    std::unordered_map<std::string, std::string> email_of;  // external id → canonical email
+    email_of.reserve(data.users.size());
+    std::vector<const mapping::OrgMapping*> joined;
     for (const auto& user : data.users) {
         auto email = directory::canonical_email(user.email);
         if (!email) {
             ++summary.invalid_emails;
             continue;
         }
+        email_of.emplace(user.external_id, *email);
         auto home = mapping::resolve_domain(mapping, directory::email_domain(*email));
-        std::set<std::string> user_groups;
+        auto type_in = [&](const mapping::OrgMapping* org) {
+            return home && home->org == org ? home->rule->user_type : outside_type(home);
+        };
+        joined.clear();
+        const mapping::OrgMapping* first = scim ? bound : (home ? home->org : nullptr);
+        if (first != nullptr) {
+            bool home_org = home && home->org == first;
+            join(desired, first->slug, *email, user, type_in(first),
+                 home_org ? home->rule->role : OrgRole::guest,
+                 home_org ? fmt::format("domain {}", home->rule->name)
+                          : fmt::format("pushed by {}", source.name));
+            joined.push_back(first);
+        }
         if (auto found = groups_of.find(user.external_id); found != groups_of.end()) {
             for (const auto* group : found->second) {
-                user_groups.insert(group->name);
+                auto rules = rules_by_group.find(group->name);
+                if (rules == rules_by_group.end()) {
+                    continue;
+                }
+                for (const auto& rule : rules->second) {
+                    join(desired, rule.org->slug, *email, user, type_in(rule.org), rule.role,
+                         fmt::format("group {}", group->name));
+                    joined.push_back(rule.org);
+                }
             }
         }
-        std::size_t before = desired.members.size();
-        bool joined_any = false;
-        for (const auto& org : mapping.orgs) {
-            bool home_org = home && home->org == &org;
-            UserType type = home_org ? home->rule->user_type : outside_type(home);
-            bool joins = false;
-            if (scim ? org.slug == source.org : home_org) {
-                joins = true;
-                join(desired, org.slug, *email, user, type,
-                     home_org ? home->rule->role : OrgRole::guest,
-                     home_org ? fmt::format("domain {}", home->rule->name)
-                              : fmt::format("pushed by {}", source.name));
-            }
-            for (const auto& rule : org.roles) {
-                if (rule.source == source.name && user_groups.contains(rule.group)) {
-                    joins = true;
-                    join(desired, org.slug, *email, user, type, rule.role,
-                         fmt::format("group {}", rule.group));
-                }
-            }
-            for (const auto& rule : org.grants) {
-                if (rule.source == source.name && user_groups.contains(rule.group)) {
-                    joins = true;
-                    join(desired, org.slug, *email, user, type, OrgRole::guest,
-                         fmt::format("group {}", rule.group));
-                }
-            }
-            if (!joins) {
-                continue;
-            }
-            joined_any = true;
-            // Invariant 2: only internal users can be admin; a rule cannot
-            // make it otherwise, so the role is capped and the plan says why.
-            auto& member = desired.members.at({org.slug, *email});
+        // Invariant 2: only internal users can be admin; a rule cannot make
+        // it otherwise, so the role is capped and the plan says why.
+        for (const auto* org : joined) {
+            auto& member = desired.members.at({org->slug, *email});
             if (member.role == OrgRole::admin && member.user_type != UserType::internal) {
                 member.role = OrgRole::member;
                 member.why += fmt::format(" (admin capped to member: {} user)",
                                           directory::to_string(member.user_type));
             }
         }
-        (void)before;
-        if (joined_any) {
+        if (!joined.empty()) {
             ++summary.mapped_users;
             desired.active[*email] = user.active;
         } else {
@@ -153,24 +166,13 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
     // SCIM source, with the members that join that org.
     std::map<std::pair<std::string, std::string>, const directory::SourceGroup*> by_name;
     for (const auto& group : data.groups) {
-        for (const auto& org : mapping.orgs) {
-            bool named =
-                std::any_of(org.roles.begin(), org.roles.end(),
-                            [&](const auto& rule) {
-                                return rule.source == source.name && rule.group == group.name;
-                            }) ||
-                std::any_of(org.grants.begin(), org.grants.end(), [&](const auto& rule) {
-                    return rule.source == source.name && rule.group == group.name;
-                });
-            if (named || (scim && org.slug == source.org)) {
-                by_name[{org.slug, group.name}] = &group;
+        if (auto rules = rules_by_group.find(group.name); rules != rules_by_group.end()) {
+            for (const auto& rule : rules->second) {
+                by_name[{rule.org->slug, group.name}] = &group;
             }
         }
-    }
-    std::unordered_map<std::string, std::string> email_of;
-    for (const auto& user : data.users) {
-        if (auto email = directory::canonical_email(user.email)) {
-            email_of[user.external_id] = *email;
+        if (bound != nullptr) {
+            by_name[{bound->slug, group.name}] = &group;
         }
     }
     for (const auto& [key, group] : by_name) {

@@ -6,6 +6,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
 
 #include "sync/apply.hpp"
 
@@ -99,41 +100,72 @@ Expected<std::size_t> hold_admin_removals(const Store& store, Plan& plan, const 
     return moved;
 }
 
-// Makes the stored mirror `old` equal to `data`.
+bool same_user(const SourceUser& a, const SourceUser& b) {
+    return a.email == b.email && a.display_name == b.display_name && a.active == b.active &&
+           (a.attributes.empty() ? std::string("{}") : a.attributes) ==
+               (b.attributes.empty() ? std::string("{}") : b.attributes);
+}
+
+bool same_group(const SourceGroup& stored, const SourceGroup& fetched) {
+    if (stored.name != fetched.name ||
+        stored.attributes != (fetched.attributes.empty() ? "{}" : fetched.attributes)) {
+        return false;
+    }
+    std::vector<std::string> members = fetched.member_ids;
+    std::sort(members.begin(), members.end());
+    members.erase(std::unique(members.begin(), members.end()), members.end());
+    return members == stored.member_ids;  // stored ids are sorted and unique
+}
+
+// Makes the stored mirror `old` equal to `data`, writing only what differs.
 Expected<void> replace_mirror(Transaction& tx, std::string_view source, const SourceData& old,
                               const SourceData& data) {
-    const auto* users = &old.users;
-    const auto* groups = &old.groups;
-    std::set<std::string> keep_users;
+    std::unordered_map<std::string_view, const SourceUser*> old_users;
+    for (const auto& user : old.users) {
+        old_users.emplace(user.external_id, &user);
+    }
     for (const auto& user : data.users) {
-        keep_users.insert(user.external_id);
+        auto found = old_users.find(user.external_id);
+        if (found != old_users.end()) {
+            bool same = same_user(*found->second, user);
+            old_users.erase(found);
+            if (same) {
+                continue;
+            }
+        }
         SourceUser stored = user;
         stored.source = std::string(source);
         if (auto put = tx.put_source_user(stored); !put) {
             return put;
         }
     }
-    for (const auto& user : *users) {
-        if (!keep_users.contains(user.external_id)) {
-            if (auto gone = tx.delete_source_user(source, user.external_id); !gone) {
-                return gone;
-            }
+    for (const auto& [id, user] : old_users) {
+        if (auto gone = tx.delete_source_user(source, id); !gone) {
+            return gone;
         }
     }
-    std::set<std::string> keep_groups;
+    std::unordered_map<std::string_view, const SourceGroup*> old_groups;
+    for (const auto& group : old.groups) {
+        old_groups.emplace(group.external_id, &group);
+    }
     for (const auto& group : data.groups) {
-        keep_groups.insert(group.external_id);
+        auto found = old_groups.find(group.external_id);
+        if (found != old_groups.end()) {
+            bool same = same_group(*found->second, group);
+            old_groups.erase(found);
+            if (same) {
+                continue;
+            }
+        }
         SourceGroup stored = group;
         stored.source = std::string(source);
         if (auto put = tx.put_source_group(stored); !put) {
             return put;
         }
     }
-    for (const auto& group : *groups) {
-        if (!keep_groups.contains(group.external_id)) {
-            if (auto gone = tx.delete_source_group(source, group.external_id); !gone) {
-                return gone;
-            }
+    for (const auto& [id, group] : old_groups) {
+        if (auto gone = tx.delete_source_group(source, id); !gone) {
+            return gone;
         }
     }
     return {};
@@ -153,16 +185,24 @@ nlohmann::json summary_json(const Plan& plan) {
                           {"invalid_emails", plan.summary.invalid_emails}};
 }
 
+// The run as recorded: counts, every held change, and the first changes
+// (a first sync can have hundreds of thousands; the audit log has them all).
+constexpr std::size_t k_recorded_changes = 1000;
+
 SyncRun record(const Plan& plan, const std::string& started, const std::string& result,
                const std::string& message) {
-    return SyncRun{0,
-                   plan.source,
-                   started,
-                   "",
-                   result,
-                   message,
-                   summary_json(plan).dump(),
-                   to_json(plan).dump()};
+    Plan shown;
+    shown.source = plan.source;
+    shown.held = plan.held;
+    shown.summary = plan.summary;
+    shown.problem = plan.problem;
+    auto count = std::min(plan.changes.size(), k_recorded_changes);
+    shown.changes.assign(plan.changes.begin(),
+                         plan.changes.begin() + static_cast<std::ptrdiff_t>(count));
+    nlohmann::json recorded = to_json(shown);
+    recorded["changes_total"] = plan.changes.size();
+    return SyncRun{
+        0, plan.source, started, "", result, message, summary_json(plan).dump(), recorded.dump()};
 }
 
 }  // namespace
@@ -233,6 +273,16 @@ Expected<Plan> prepare_plan(Store& store, const mapping::Mapping& mapping, const
                             const SourceData& data) {
     auto plan = make_plan(store, mapping, source, data);
     if (!plan) {
+        return plan;
+    }
+    // Only removals can take away a project's last admin; a plan without
+    // them needs no dry run.
+    bool removes = std::any_of(plan->changes.begin(), plan->changes.end(), [](const Change& c) {
+        return c.kind == ChangeKind::remove_member || c.kind == ChangeKind::remove_group_member ||
+               ((c.kind == ChangeKind::remove_grant || c.kind == ChangeKind::change_grant) &&
+                c.from_level == Level::admin);
+    });
+    if (!removes) {
         return plan;
     }
     if (auto resolved = resolve_holds(store, mapping, source, *plan, std::nullopt); !resolved) {
