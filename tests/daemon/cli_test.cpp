@@ -11,33 +11,16 @@
 #include <string>
 
 #include "directory/store.hpp"
+#include "tests/daemon/process.hpp"
 
 namespace orgsync::daemon {
 namespace {
 
 namespace fs = std::filesystem;
+using test::Result;
+using test::run_orgsyncd;
+using test::slurp;
 using namespace orgsync::directory;
-
-struct Result {
-    int status = -1;
-    std::string out;
-    std::string err;
-};
-
-std::string slurp(const fs::path& path) {
-    std::ifstream file(path);
-    std::stringstream text;
-    text << file.rdbuf();
-    return text.str();
-}
-
-std::string quote(const std::string& arg) {
-    std::string quoted = "'";
-    for (char c : arg) {
-        quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    }
-    return quoted + "'";
-}
 
 class CliTest : public ::testing::Test {
   protected:
@@ -51,16 +34,7 @@ class CliTest : public ::testing::Test {
     }
     void TearDown() override { fs::remove_all(m_dir); }
 
-    Result orgsyncd(const std::vector<std::string>& args) {
-        std::string command = ORGSYNCD_BINARY;
-        for (const auto& arg : args) {
-            command += " " + quote(arg);
-        }
-        command += " >" + quote((m_dir / "out").string()) + " 2>" + quote((m_dir / "err").string());
-        int raw = std::system(command.c_str());
-        return Result{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(m_dir / "out"),
-                      slurp(m_dir / "err")};
-    }
+    Result orgsyncd(const std::vector<std::string>& args) { return run_orgsyncd(args, m_dir); }
 
     Result authorize(const std::string& user, const std::vector<std::string>& rest) {
         std::vector<std::string> args{"authorize", "-c",  m_config.string(), "--user", user,

@@ -16,37 +16,20 @@
 #include <vector>
 
 #include "directory/store.hpp"
+#include "tests/daemon/process.hpp"
 
 namespace orgsync::daemon {
 namespace {
 
 namespace fs = std::filesystem;
+using test::Result;
+using test::run_orgsyncd;
+using test::slurp;
 using namespace orgsync::directory;
 using nlohmann::json;
 
 const std::string k_admins = "cn=acme-admins,ou=groups,dc=example,dc=com";
 const std::string k_vision = "cn=vision-team,ou=groups,dc=example,dc=com";
-
-struct Result {
-    int status = -1;
-    std::string out;
-    std::string err;
-};
-
-std::string slurp(const fs::path& path) {
-    std::ifstream file(path);
-    std::stringstream text;
-    text << file.rdbuf();
-    return text.str();
-}
-
-std::string quote(const std::string& arg) {
-    std::string quoted = "'";
-    for (char c : arg) {
-        quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    }
-    return quoted + "'";
-}
 
 // The mapping of these tests: org acme (domain acme.com), an admin role rule
 // and a grant rule for source corp on project vision, and a dataset.
@@ -115,16 +98,7 @@ class SyncCliTest : public ::testing::Test {
         std::ofstream(m_mapping) << mapping_text(vision_level);
     }
 
-    Result orgsyncd(const std::vector<std::string>& args) {
-        std::string command = ORGSYNCD_BINARY;
-        for (const auto& arg : args) {
-            command += " " + quote(arg);
-        }
-        command += " >" + quote((m_dir / "out").string()) + " 2>" + quote((m_dir / "err").string());
-        int raw = std::system(command.c_str());
-        return Result{WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, slurp(m_dir / "out"),
-                      slurp(m_dir / "err")};
-    }
+    Result orgsyncd(const std::vector<std::string>& args) { return run_orgsyncd(args, m_dir); }
 
     Result plan(const std::vector<std::string>& rest = {}) {
         std::vector<std::string> args{"plan", "-c", m_config.string()};
