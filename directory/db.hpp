@@ -27,6 +27,9 @@ class Db {
 
     // A prepared statement for `sql`, reset and with its bindings cleared.
     // Each caller must finish with it before preparing the same text again.
+    // `sql` must have static storage (a string literal): statements are
+    // cached by its address, so a lookup costs no copy and no hashing of the
+    // text.
     template <typename... Args>
     SQLite::Statement& query(const char* sql, const Args&... args) {
         auto& slot = m_cache[sql];
@@ -74,7 +77,7 @@ class Db {
     }
 
     SQLite::Database& m_database;
-    std::unordered_map<std::string, std::unique_ptr<SQLite::Statement>> m_cache;
+    std::unordered_map<const char*, std::unique_ptr<SQLite::Statement>> m_cache;
 };
 
 }  // namespace orgsync::directory

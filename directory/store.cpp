@@ -139,6 +139,7 @@ class TransactionImpl final : public Transaction {
                         fmt::format("{} already belongs to another user", *canonical), *canonical);
         }
         m_db.run("UPDATE users SET email = ? WHERE id = ?", *canonical, user);
+        m_email_cache.erase(user);
         auto& orgs = m_db.query("SELECT org_id FROM memberships WHERE user_id = ?", user);
         while (orgs.executeStep()) {
             m_touched_orgs.insert(orgs.getColumn(0).getInt64());
@@ -290,7 +291,14 @@ class TransactionImpl final : public Transaction {
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org_id, user_id, source) DO UPDATE SET "
             "user_type = excluded.user_type, role = excluded.role",
             org, user, assertion.source, assertion.user_type, assertion.role);
-        auto after = recompute_membership(org, user);
+        // A new membership has this one assertion, so it is the effective
+        // type and role (the owner's membership exists from create_org).
+        std::pair<UserType, OrgRole> after{assertion.user_type, assertion.role};
+        if (before) {
+            after = recompute_membership(org, user);
+        } else {
+            touch_member(org, user);
+        }
         if (!before) {
             audit("membership.added", row->slug, *email,
                   json{{"user_type", to_string(after.first)},
@@ -828,13 +836,11 @@ class TransactionImpl final : public Transaction {
         m_db.run(
             "INSERT INTO audit_log (source, kind, org, subject, detail) VALUES (?, ?, ?, ?, ?)",
             m_source, kind, org, subject, text);
-        json payload{{"type", kind},
-                     {"org", org},
-                     {"subject", subject},
-                     {"source", m_source},
-                     {"detail", detail}};
+        std::string payload = fmt::format(
+            R"({{"type":{},"org":{},"subject":{},"source":{},"detail":{}}})", json(kind).dump(),
+            json(org).dump(), json(subject).dump(), json(m_source).dump(), text);
         m_db.run("INSERT INTO outbox (event_id, org, kind, payload) VALUES (?, ?, ?, ?)",
-                 new_event_id(), org, kind, payload.dump());
+                 new_event_id(), org, kind, payload);
     }
 
     // Unique and increasing (microseconds, then a counter, then random
@@ -864,11 +870,14 @@ class TransactionImpl final : public Transaction {
     }
 
     Expected<std::string> user_email(UserId user) {
+        if (auto cached = m_email_cache.find(user); cached != m_email_cache.end()) {
+            return cached->second;
+        }
         auto& q = m_db.query("SELECT email FROM users WHERE id = ?", user);
         if (!q.executeStep()) {
             return fail(ErrorCode::not_found, fmt::format("no user with id {}", user));
         }
-        return q.getColumn(0).getString();
+        return m_email_cache.emplace(user, q.getColumn(0).getString()).first->second;
     }
 
     Expected<std::pair<OrgId, std::string>> group_row(GroupId group) {
@@ -1001,6 +1010,7 @@ class TransactionImpl final : public Transaction {
     std::set<OrgId> m_touched_orgs;
     std::set<std::pair<OrgId, UserId>> m_touched_members;
     std::unordered_map<OrgId, OrgRow> m_org_cache;
+    std::unordered_map<UserId, std::string> m_email_cache;  // kept true by change_user_email
 };
 
 Error storage_error(const std::exception& error) {
@@ -1011,7 +1021,11 @@ Error storage_error(const std::exception& error) {
 
 struct Store::Impl {
     explicit Impl(const std::filesystem::path& path)
-        : database(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE), db(database) {}
+        // NOMUTEX: every use of the connection is already serialised by
+        // `mutex`, so SQLite's own per-call locking is pure overhead.
+        : database(path.string(),
+                   SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX),
+          db(database) {}
 
     SQLite::Database database;
     // Guards `db` and its statement cache: every SQLite use goes through it.
