@@ -41,6 +41,45 @@ struct OrgRow {
     UserId owner = 0;
 };
 
+// The SQL and event names of one kind of grant (see TransactionImpl::set_grant).
+struct GrantTable {
+    const char* user_upsert;   // (target, org, user, source, value)
+    const char* group_upsert;  // (target, group, source, value)
+    const char* user_delete;   // (target, user, source)
+    const char* group_delete;  // (target, group, source)
+    std::string_view set_event;
+    std::string_view removed_event;
+    const char* value_key;
+};
+
+constexpr GrantTable k_project_grants{
+    "INSERT INTO project_user_grants (project_id, org_id, user_id, source, level) VALUES (?, ?, "
+    "?, ?, ?) ON CONFLICT (project_id, user_id, source) DO UPDATE SET level = excluded.level "
+    "WHERE level != excluded.level",
+    "INSERT INTO project_group_grants (project_id, group_id, source, level) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (project_id, group_id, source) DO UPDATE SET level = excluded.level WHERE "
+    "level != excluded.level",
+    "DELETE FROM project_user_grants WHERE project_id = ? AND user_id = ? AND source = ?",
+    "DELETE FROM project_group_grants WHERE project_id = ? AND group_id = ? AND source = ?",
+    "grant.project_set",
+    "grant.project_removed",
+    "level",
+};
+
+constexpr GrantTable k_dataset_grants{
+    "INSERT INTO dataset_user_grants (dataset_id, org_id, user_id, source, access) VALUES (?, ?, "
+    "?, ?, ?) ON CONFLICT (dataset_id, user_id, source) DO UPDATE SET access = excluded.access "
+    "WHERE access != excluded.access",
+    "INSERT INTO dataset_group_grants (dataset_id, group_id, source, access) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (dataset_id, group_id, source) DO UPDATE SET access = excluded.access WHERE "
+    "access != excluded.access",
+    "DELETE FROM dataset_user_grants WHERE dataset_id = ? AND user_id = ? AND source = ?",
+    "DELETE FROM dataset_group_grants WHERE dataset_id = ? AND group_id = ? AND source = ?",
+    "grant.dataset_set",
+    "grant.dataset_removed",
+    "access",
+};
+
 class TransactionImpl final : public Transaction {
   public:
     TransactionImpl(Db& db, std::string_view source) : m_db(db), m_source(source) {}
@@ -588,121 +627,25 @@ class TransactionImpl final : public Transaction {
         if (level == Level::none) {
             return fail(ErrorCode::invalid_argument, "a project grant needs read, write or admin");
         }
-        auto info = project_row(project);
-        if (!info) {
-            return std::unexpected(info.error());
-        }
-        auto [org, slug] = *info;
-        auto name = principal_name(org, principal, new_member_type, source);
-        if (!name) {
-            return std::unexpected(name.error());
-        }
-        int changed = principal.kind == PrincipalKind::user
-                          ? m_db.run(
-                                "INSERT INTO project_user_grants (project_id, org_id, user_id, "
-                                "source, level) VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id, "
-                                "user_id, source) DO UPDATE SET level = excluded.level WHERE "
-                                "level != excluded.level",
-                                project, org, principal.id, source, level)
-                          : m_db.run(
-                                "INSERT INTO project_group_grants (project_id, group_id, source, "
-                                "level) VALUES (?, ?, ?, ?) ON CONFLICT (project_id, group_id, "
-                                "source) DO UPDATE SET level = excluded.level WHERE level != "
-                                "excluded.level",
-                                project, principal.id, source, level);
-        if (changed > 0) {
-            m_touched_orgs.insert(org);
-            audit("grant.project_set", org_row(org)->slug, slug,
-                  json{{to_string(principal.kind), *name},
-                       {"level", to_string(level)},
-                       {"asserted_by", source}});
-        }
-        return {};
+        return set_grant(k_project_grants, project, project_row(project), principal,
+                         to_string(level), source, new_member_type);
     }
 
     Expected<void> revoke_project(ProjectId project, Principal principal,
                                   std::string_view source) override {
-        auto info = project_row(project);
-        if (!info) {
-            return std::unexpected(info.error());
-        }
-        auto [org, slug] = *info;
-        int removed = principal.kind == PrincipalKind::user
-                          ? m_db.run(
-                                "DELETE FROM project_user_grants WHERE project_id = ? AND "
-                                "user_id = ? AND source = ?",
-                                project, principal.id, source)
-                          : m_db.run(
-                                "DELETE FROM project_group_grants WHERE project_id = ? AND "
-                                "group_id = ? AND source = ?",
-                                project, principal.id, source);
-        if (removed > 0) {
-            m_touched_orgs.insert(org);
-            audit("grant.project_removed", org_row(org)->slug, slug,
-                  json{{to_string(principal.kind), display_principal(principal)},
-                       {"retracted_by", source}});
-        }
-        return {};
+        return remove_grant(k_project_grants, project, project_row(project), principal, source);
     }
 
     Expected<void> grant_dataset(DatasetId dataset, Principal principal, DatasetAccess access,
                                  std::string_view source,
                                  std::optional<UserType> new_member_type) override {
-        auto data = dataset_row(dataset);
-        if (!data) {
-            return std::unexpected(data.error());
-        }
-        auto [org, slug] = *data;
-        auto name = principal_name(org, principal, new_member_type, source);
-        if (!name) {
-            return std::unexpected(name.error());
-        }
-        int changed = principal.kind == PrincipalKind::user
-                          ? m_db.run(
-                                "INSERT INTO dataset_user_grants (dataset_id, org_id, user_id, "
-                                "source, access) VALUES (?, ?, ?, ?, ?) ON CONFLICT (dataset_id, "
-                                "user_id, source) DO UPDATE SET access = excluded.access WHERE "
-                                "access != excluded.access",
-                                dataset, org, principal.id, source, access)
-                          : m_db.run(
-                                "INSERT INTO dataset_group_grants (dataset_id, group_id, source, "
-                                "access) VALUES (?, ?, ?, ?) ON CONFLICT (dataset_id, group_id, "
-                                "source) DO UPDATE SET access = excluded.access WHERE access != "
-                                "excluded.access",
-                                dataset, principal.id, source, access);
-        if (changed > 0) {
-            m_touched_orgs.insert(org);
-            audit("grant.dataset_set", org_row(org)->slug, slug,
-                  json{{to_string(principal.kind), *name},
-                       {"access", to_string(access)},
-                       {"asserted_by", source}});
-        }
-        return {};
+        return set_grant(k_dataset_grants, dataset, dataset_row(dataset), principal,
+                         to_string(access), source, new_member_type);
     }
 
     Expected<void> revoke_dataset(DatasetId dataset, Principal principal,
                                   std::string_view source) override {
-        auto data = dataset_row(dataset);
-        if (!data) {
-            return std::unexpected(data.error());
-        }
-        auto [org, slug] = *data;
-        int removed = principal.kind == PrincipalKind::user
-                          ? m_db.run(
-                                "DELETE FROM dataset_user_grants WHERE dataset_id = ? AND "
-                                "user_id = ? AND source = ?",
-                                dataset, principal.id, source)
-                          : m_db.run(
-                                "DELETE FROM dataset_group_grants WHERE dataset_id = ? AND "
-                                "group_id = ? AND source = ?",
-                                dataset, principal.id, source);
-        if (removed > 0) {
-            m_touched_orgs.insert(org);
-            audit("grant.dataset_removed", org_row(org)->slug, slug,
-                  json{{to_string(principal.kind), display_principal(principal)},
-                       {"retracted_by", source}});
-        }
-        return {};
+        return remove_grant(k_dataset_grants, dataset, dataset_row(dataset), principal, source);
     }
 
     // ---- source mirror -----------------------------------------------------
@@ -816,6 +759,52 @@ class TransactionImpl final : public Transaction {
     }
 
   private:
+    // Project and dataset grants share one shape: per-source rows for user
+    // and group principals, the effective value being the highest.
+    Expected<void> set_grant(const GrantTable& table, std::int64_t target,
+                             Expected<std::pair<OrgId, std::string>> row, Principal principal,
+                             std::string_view value, std::string_view source,
+                             std::optional<UserType> new_member_type) {
+        if (!row) {
+            return std::unexpected(row.error());
+        }
+        auto [org, slug] = *row;
+        auto name = principal_name(org, principal, new_member_type, source);
+        if (!name) {
+            return std::unexpected(name.error());
+        }
+        int changed = principal.kind == PrincipalKind::user
+                          ? m_db.run(table.user_upsert, target, org, principal.id, source, value)
+                          : m_db.run(table.group_upsert, target, principal.id, source, value);
+        if (changed > 0) {
+            m_touched_orgs.insert(org);
+            audit(table.set_event, org_row(org)->slug, slug,
+                  json{{to_string(principal.kind), *name},
+                       {table.value_key, value},
+                       {"asserted_by", source}});
+        }
+        return {};
+    }
+
+    Expected<void> remove_grant(const GrantTable& table, std::int64_t target,
+                                Expected<std::pair<OrgId, std::string>> row, Principal principal,
+                                std::string_view source) {
+        if (!row) {
+            return std::unexpected(row.error());
+        }
+        auto [org, slug] = *row;
+        int removed =
+            m_db.run(principal.kind == PrincipalKind::user ? table.user_delete : table.group_delete,
+                     target, principal.id, source);
+        if (removed > 0) {
+            m_touched_orgs.insert(org);
+            audit(table.removed_event, org_row(org)->slug, slug,
+                  json{{to_string(principal.kind), display_principal(principal)},
+                       {"retracted_by", source}});
+        }
+        return {};
+    }
+
     static Expected<std::optional<std::int64_t>> optional_id(SQLite::Statement& q) {
         if (!q.executeStep()) {
             return std::nullopt;
