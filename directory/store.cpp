@@ -293,6 +293,13 @@ class TransactionImpl final : public Transaction {
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org_id, user_id, source) DO UPDATE SET "
             "user_type = excluded.user_type, role = excluded.role",
             org, former, k_manual_source, UserType::internal, OrgRole::admin);
+        // Like the owner create_org records, the new owner is asserted
+        // manually, so no source's withdrawal can try to remove them.
+        m_db.run(
+            "INSERT INTO membership_assertions (org_id, user_id, source, user_type, role) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (org_id, user_id, source) DO UPDATE SET "
+            "user_type = excluded.user_type, role = excluded.role",
+            org, new_owner, k_manual_source, UserType::internal, OrgRole::admin);
         recompute_membership(org, former);
         recompute_membership(org, new_owner);
         audit("org.ownership_transferred", row->slug, *email,
@@ -1567,6 +1574,21 @@ Expected<SourceAssertions> Store::source_assertions(std::string_view source) con
             }
         }
         return state;
+    });
+}
+
+Expected<std::unordered_map<std::string, std::string>> Store::external_ids(
+    std::string_view source, std::string_view kind) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, std::string>> {
+        std::unordered_map<std::string, std::string> emails;
+        auto& q = m_impl->db.query(
+            "SELECT x.value, u.email FROM user_external_ids x JOIN users u ON u.id = x.user_id "
+            "WHERE x.source = ? AND x.kind = ?",
+            source, kind);
+        while (q.executeStep()) {
+            emails.emplace(q.getColumn(0).getString(), q.getColumn(1).getString());
+        }
+        return emails;
     });
 }
 

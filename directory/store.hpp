@@ -19,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "directory/error.hpp"
@@ -263,6 +264,9 @@ class Store {
     Expected<std::vector<AuditEvent>> audit_events(std::int64_t after_id, int limit) const;
     Expected<SourceAssertions> source_assertions(std::string_view source) const;
     Expected<std::vector<UserState>> list_users() const;
+    // The users one source knows by an external id of `kind`: value → email.
+    Expected<std::unordered_map<std::string, std::string>> external_ids(
+        std::string_view source, std::string_view kind) const;
     // The most recent runs of `source` (every source when empty), newest first.
     Expected<std::vector<SyncRun>> sync_runs(std::string_view source, int limit) const;
     // Outbox events not yet delivered, oldest first.

@@ -69,9 +69,12 @@ class Applier {
                     return std::unexpected(user.error());
                 }
                 if (!change.external_id.empty()) {
+                    // An id still held by another user record (the new
+                    // address was already someone's) stays there; the
+                    // membership goes to the address the source states.
                     auto set = m_tx.set_external_id(
                         *user, ExternalId{std::string(m_source), "id", change.external_id});
-                    if (!set) {
+                    if (!set && set.error().code != ErrorCode::already_exists) {
                         return set;
                     }
                 }
@@ -121,8 +124,17 @@ class Applier {
                 if (!project) {
                     return std::unexpected(project.error());
                 }
+                // Asserted manually: the fallback is the mapping's choice,
+                // not something the source stated, so no sync undoes it.
                 return m_tx.grant_project(*project, Principal{PrincipalKind::user, *user},
-                                          Level::admin, m_source, std::nullopt);
+                                          Level::admin, k_manual_source, std::nullopt);
+            }
+            case ChangeKind::change_email: {
+                auto user = user_id(change.previous_email);
+                if (!user) {
+                    return std::unexpected(user.error());
+                }
+                return m_tx.change_user_email(*user, change.email);
             }
             case ChangeKind::deactivate_user:
             case ChangeKind::reactivate_user: {

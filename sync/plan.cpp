@@ -19,12 +19,12 @@ using directory::OrgRole;
 using directory::UserType;
 using nlohmann::json;
 
-constexpr std::array<std::string_view, 17> k_change_names{
+constexpr std::array<std::string_view, 18> k_change_names{
     "create_org",         "create_project",   "update_project",      "create_dataset",
     "attach_dataset",     "add_member",       "change_member",       "remove_member",
     "create_group",       "add_group_member", "remove_group_member", "add_grant",
     "change_grant",       "remove_grant",     "deactivate_user",     "reactivate_user",
-    "add_fallback_admin",
+    "add_fallback_admin", "change_email",
 };
 
 struct DesiredMember {
@@ -237,6 +237,7 @@ directory::Expected<void> plan_structure(const directory::Store& store,
             } else {
                 auto tags = project.tags;
                 std::sort(tags.begin(), tags.end());
+                tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
                 if (current->second.visibility != project.visibility ||
                     current->second.tags != tags) {
                     plan.changes.push_back(Change{.kind = ChangeKind::update_project,
@@ -301,12 +302,42 @@ directory::Expected<Plan> make_plan(const directory::Store& store, const mapping
         ++plan.summary.source_members_by_org[member.org];
     }
 
+    // Users the source knows by id under another address: the address
+    // changes first, and what the source asserted for them is compared
+    // under the new one.
+    auto known = store.external_ids(source.name, "id");
+    auto users = store.list_users();
+    if (!known || !users) {
+        return std::unexpected(!known ? known.error() : users.error());
+    }
+    std::unordered_map<std::string, bool> active_now;
+    for (const auto& user : *users) {
+        active_now.emplace(user.email, user.active);
+    }
+    std::unordered_map<std::string, std::string> renamed;  // old address → new
+    for (const auto& user : data.users) {
+        auto email = directory::canonical_email(user.email);
+        auto was = known->find(user.external_id);
+        if (!email || was == known->end() || was->second == *email || active_now.contains(*email)) {
+            continue;  // unknown, unchanged, or the new address is someone else's
+        }
+        renamed.emplace(was->second, *email);
+        plan.changes.push_back(Change{.kind = ChangeKind::change_email,
+                                      .email = *email,
+                                      .previous_email = was->second,
+                                      .why = fmt::format("new address in {}", source.name)});
+    }
+    auto now_known_as = [&renamed](const std::string& email) -> const std::string& {
+        auto found = renamed.find(email);
+        return found == renamed.end() ? email : found->second;
+    };
+
     // Memberships: add and change first, removals (with the demotion of an
     // admin recorded as its own step, invariant 4) after grants.
     std::vector<Change> removals;
     std::map<MemberKey, const directory::SourceAssertions::Member*> asserted;
     for (const auto& member : current->members) {
-        asserted[{member.org, member.email}] = &member;
+        asserted[{member.org, now_known_as(member.email)}] = &member;
     }
     for (const auto& [key, want] : desired.members) {
         auto have = asserted.find(key);
@@ -382,7 +413,7 @@ directory::Expected<Plan> make_plan(const directory::Store& store, const mapping
     }
     std::set<GroupMemberKey> have_group_members;
     for (const auto& member : current->group_members) {
-        have_group_members.insert({member.org, member.group, member.email});
+        have_group_members.insert({member.org, member.group, now_known_as(member.email)});
     }
     for (const auto& key : desired.group_members) {
         if (!have_group_members.contains(key)) {
@@ -439,13 +470,10 @@ directory::Expected<Plan> make_plan(const directory::Store& store, const mapping
     plan.changes.insert(plan.changes.end(), removals.begin(), removals.end());
 
     // Accounts the source disables or enables again.
-    auto users = store.list_users();
-    if (!users) {
-        return std::unexpected(users.error());
-    }
-    std::unordered_map<std::string, bool> active_now;
-    for (const auto& user : *users) {
-        active_now.emplace(user.email, user.active);
+    for (const auto& [was, now] : renamed) {
+        if (auto state = active_now.find(was); state != active_now.end()) {
+            active_now.emplace(now, state->second);
+        }
     }
     std::unordered_map<std::string, std::vector<std::string>> orgs_of;
     for (const auto& [key, member] : asserted) {
@@ -591,6 +619,8 @@ std::string describe(const Change& change) {
             return fmt::format("- deactivate {}", change.email);
         case ChangeKind::reactivate_user:
             return fmt::format("+ reactivate {}", change.email);
+        case ChangeKind::change_email:
+            return fmt::format("~ address {} -> {}", change.previous_email, change.email);
         case ChangeKind::add_fallback_admin:
             return fmt::format("+ grant admin on {}/project {} to {}", change.org, change.project,
                                change.email);

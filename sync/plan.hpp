@@ -53,6 +53,7 @@ enum class ChangeKind : std::uint8_t {
     deactivate_user,
     reactivate_user,
     add_fallback_admin,  // the mapping's project_admin_fallback replaces a last admin
+    change_email,        // the source states a new address for a user it knows by id
 };
 
 std::string_view to_string(ChangeKind kind);
@@ -70,7 +71,8 @@ struct Change {
     directory::OrgRole from_role = directory::OrgRole::guest;       // change_member
     directory::Level level = directory::Level::none;       // grant target (dataset: read/write)
     directory::Level from_level = directory::Level::none;  // change/remove grant
-    std::string external_id;  // add_member: the source's id for the user
+    std::string external_id;     // add_member: the source's id for the user
+    std::string previous_email;  // change_email
     std::string display_name;
     std::string why;              // what in the mapping or the source causes it
     bool before_removal = false;  // change_member: the demotion that precedes removing an admin

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -245,12 +246,11 @@ Expected<void> resolve_holds(Store& store, const mapping::Mapping& mapping,
         const auto* declared = mapping.find_org(org);
         if (declared != nullptr && declared->project_admin_fallback &&
             fallback_used.insert(error->subject).second) {
-            plan.changes.insert(plan.changes.begin(),
-                                Change{.kind = ChangeKind::add_fallback_admin,
-                                       .org = org,
-                                       .email = *declared->project_admin_fallback,
-                                       .project = project,
-                                       .why = "project_admin_fallback in the mapping"});
+            plan.changes.push_back(Change{.kind = ChangeKind::add_fallback_admin,
+                                          .org = org,
+                                          .email = *declared->project_admin_fallback,
+                                          .project = project,
+                                          .why = "project_admin_fallback in the mapping"});
         } else {
             auto moved = hold_admin_removals(store, plan, org, project);
             if (!moved) {
@@ -292,35 +292,49 @@ Expected<Plan> prepare_plan(Store& store, const mapping::Mapping& mapping, const
 }
 
 std::optional<std::string> deletion_guard(const Plan& plan, const mapping::Mapping& mapping) {
-    std::map<std::string, std::size_t> removed;
+    using Counts = std::map<std::string, std::size_t>;
+    Counts removed;
     for (const auto& change : plan.changes) {
         if (change.kind == ChangeKind::remove_member) {
             ++removed[change.org];
         }
     }
-    auto count_in = [](const std::map<std::string, std::size_t>& counts, const std::string& org) {
+    auto count_in = [](const Counts& counts, const std::string& org) {
         auto found = counts.find(org);
         return found == counts.end() ? std::size_t{0} : found->second;
     };
-    for (const auto& org : mapping.orgs) {
-        std::size_t total = count_in(plan.summary.source_members_by_org, org.slug);
+    // Every org the source asserts members in, whether or not the mapping
+    // still declares it (a mapping mistake is what the guard is for); an org
+    // the mapping dropped gets the default limits.
+    std::set<std::string> orgs;
+    const std::array<const Counts*, 3> all{&removed, &plan.summary.source_members_by_org,
+                                           &plan.summary.deactivations_by_org};
+    for (const Counts* counts : all) {
+        for (const auto& [slug, count] : *counts) {
+            orgs.insert(slug);
+        }
+    }
+    for (const auto& slug : orgs) {
+        const auto* declared = mapping.find_org(slug);
+        const mapping::GuardSettings guard = declared ? declared->guard : mapping::GuardSettings{};
+        std::size_t total = count_in(plan.summary.source_members_by_org, slug);
         std::size_t gone =
-            removed[org.slug] + count_in(plan.summary.deactivations_by_org, org.slug);
+            count_in(removed, slug) + count_in(plan.summary.deactivations_by_org, slug);
         if (gone == 0) {
             continue;
         }
-        auto percent = static_cast<std::size_t>(org.guard.max_delete_percent);
+        auto percent = static_cast<std::size_t>(guard.max_delete_percent);
         if (gone * 100 > total * percent) {
             return fmt::format(
                 "would remove or deactivate {} of the {} users {} asserts in org {} (more than "
                 "{}%); review the plan and run with --force to apply it",
-                gone, total, plan.source, org.slug, percent);
+                gone, total, plan.source, slug, percent);
         }
-        if (gone > static_cast<std::size_t>(org.guard.max_delete_count)) {
+        if (gone > static_cast<std::size_t>(guard.max_delete_count)) {
             return fmt::format(
                 "would remove or deactivate {} users {} asserts in org {} (more than {}); review "
                 "the plan and run with --force to apply it",
-                gone, plan.source, org.slug, org.guard.max_delete_count);
+                gone, plan.source, slug, guard.max_delete_count);
         }
     }
     return std::nullopt;

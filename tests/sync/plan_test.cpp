@@ -335,3 +335,66 @@ TEST_F(SyncTest, AFailingApplyLeavesTheStoreExactlyAsBefore) {
 
 }  // namespace
 }  // namespace orgsync::sync
+
+namespace orgsync::sync {
+namespace {
+
+TEST_F(SyncTest, AnAddressChangeInTheSourceRenamesTheUser) {
+    ASSERT_EQ(sync(base_data()).result, "applied");
+    SourceData next = base_data();
+    next.users[1].email = "robert@acme.com";  // bob, same id u2
+    Plan renamed = plan(next);
+    EXPECT_EQ(kinds(renamed), (std::vector<std::string>{"change_email"})) << to_text(renamed);
+    ASSERT_EQ(sync(next).result, "applied");
+    auto robert = decide(request("robert@acme.com", "acme", "project.resources.write", "vision"));
+    EXPECT_TRUE(robert.allow) << robert.reason;
+    auto bob = decide(request("Bob@acme.com", "acme", "org.metrics.read"));
+    EXPECT_FALSE(bob.allow);
+    EXPECT_TRUE(plan(next).empty());
+}
+
+TEST_F(SyncTest, TheGuardCoversOrgsTheMappingNoLongerDeclares) {
+    ASSERT_EQ(sync(base_data()).result, "applied");
+    m_mapping.orgs[0].slug = "acme-renamed";  // a mistake: acme's members would all go
+    RunResult run = sync(base_data());
+    EXPECT_EQ(run.result, "blocked") << run.message;
+    EXPECT_NE(run.message.find("in org acme (more than 10%)"), std::string::npos) << run.message;
+}
+
+TEST_F(SyncTest, AnOwnerWhoLeavesTheSourceStaysOwner) {
+    ASSERT_EQ(sync(base_data()).result, "applied");
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        OrgId acme = must(tx.find_org_id("acme")).value();
+        UserId alice = must(tx.find_user_id("alice@acme.com")).value();
+        return tx.transfer_ownership(acme, alice);
+    });
+    SourceData next = base_data();
+    next.users.erase(next.users.begin());  // alice leaves corp
+    RunResult run = sync(next, /*force=*/true);
+    EXPECT_EQ(run.result, "applied") << run.message;
+    auto alice = decide(request("alice@acme.com", "acme", "org.billing.manage"));
+    EXPECT_TRUE(alice.allow) << alice.reason;
+    EXPECT_TRUE(plan(next).empty()) << to_text(plan(next));
+}
+
+TEST_F(SyncTest, DuplicateTagsInTheMappingDoNotChurn) {
+    m_mapping.orgs[0].projects[0].tags = {"cv", "cv"};
+    ASSERT_EQ(sync(base_data()).result, "applied");
+    EXPECT_TRUE(plan(base_data()).empty()) << to_text(plan(base_data()));
+}
+
+TEST_F(LastAdminTest, AFallbackAdminWhoIsNotAMemberIsSettledOnce) {
+    m_mapping.orgs[0].project_admin_fallback = "helper@partner.example";
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.upsert_user("helper@partner.example", ""));
+        return {};
+    });
+    ASSERT_EQ(sync(m_next).result, "applied");
+    auto helper = decide(request("helper@partner.example", "acme", "project.delete", "vision"));
+    EXPECT_TRUE(helper.allow) << helper.reason;
+    Plan again = plan(m_next);
+    EXPECT_TRUE(again.empty()) << to_text(again);
+}
+
+}  // namespace
+}  // namespace orgsync::sync
