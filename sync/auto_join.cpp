@@ -73,6 +73,36 @@ Expected<std::vector<CurrentJoin>> current_joins(const directory::Store& store, 
     return joins;
 }
 
+// The org other than `except` where another source keeps the user internal,
+// if any: joining `except` as internal too would break invariant 3, so the
+// auto-join gives way to what that source states.
+Expected<std::optional<std::string>> internal_elsewhere(const directory::Store& store, UserId user,
+                                                        OrgId except) {
+    auto orgs = store.list_orgs();
+    if (!orgs) {
+        return std::unexpected(std::move(orgs.error()));
+    }
+    for (const auto& org : *orgs) {
+        if (org.id == except) {
+            continue;
+        }
+        auto membership = store.membership(org.id, user);
+        if (!membership) {
+            return std::unexpected(std::move(membership.error()));
+        }
+        if (!*membership) {
+            continue;
+        }
+        for (const auto& assertion : (*membership)->assertions) {
+            if (assertion.source != k_signup_source &&
+                assertion.user_type == directory::UserType::internal) {
+                return fmt::format("{} (asserted by {})", org.slug, assertion.source);
+            }
+        }
+    }
+    return std::nullopt;
+}
+
 // Withdraws the signup assertion; when it is the membership's last and makes
 // the user an admin, demotes to member first (invariant 4: both steps are
 // recorded). Deciding on the store's own answer, rather than on the reads made
@@ -168,6 +198,20 @@ Expected<AutoJoinResult> apply_address(directory::Store& store, const mapping::M
                             MembershipAssertion{std::string(k_signup_source),
                                                 match->rule->user_type, match->rule->role},
                             match->rule->name};
+    }
+
+    if (wanted && known_user && wanted->assertion.user_type == directory::UserType::internal) {
+        auto elsewhere = internal_elsewhere(store, *known_user, wanted->org);
+        if (!elsewhere) {
+            return std::unexpected(std::move(elsewhere.error()));
+        }
+        if (*elsewhere) {
+            no_join_reason = fmt::format(
+                "already internal in org {}; a user is internal in one org only, so {} is not "
+                "joined",
+                **elsewhere, wanted->slug);
+            wanted.reset();
+        }
     }
 
     std::vector<CurrentJoin> current;

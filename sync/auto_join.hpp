@@ -53,7 +53,9 @@ struct AutoJoinResult {
 //    taken as already applied, so a redelivered event is harmless);
 // then, for both, the wanted membership is the org whose domain rule
 // mapping::resolve_domain finds for the address's domain, with that rule's
-// type and role, when the address is verified; none otherwise. The signup
+// type and role, when the address is verified and, for an internal domain,
+// no other source keeps the user internal in another org (invariant 3: the
+// join gives way and the reason says so); none otherwise. The signup
 // assertion is made for that org and withdrawn in every other org of the
 // store (so an unverified event also withdraws an earlier auto-join: the
 // platform no longer vouches for the address). Other sources' assertions are

@@ -554,16 +554,19 @@ TEST_F(AutoJoinTest, RedeliveredEmailChangeIsHarmless) {
     EXPECT_EQ(state({"sam@acme.com"}), before);
 }
 
-TEST_F(AutoJoinTest, InternalElsewhereByAnotherSourceFailsWholeAndChangesNothing) {
+TEST_F(AutoJoinTest, InternalElsewhereByAnotherSourceIsNotJoinedButTheAddressChanges) {
     apply_ok(signup("sam@personal.example"));
     assert_manual("initech", "sam@personal.example", UserType::internal, OrgRole::member);
-    const std::string before = state({"sam@personal.example", "sam@acme.com"});
 
-    auto result = apply(email_changed("sam@personal.example", "sam@acme.com"));
+    auto result = apply_ok(email_changed("sam@personal.example", "sam@acme.com"));
 
-    ASSERT_TRUE(fails_with(result, ErrorCode::internal_elsewhere));
-    EXPECT_EQ(state({"sam@personal.example", "sam@acme.com"}), before)
-        << "not even the address changes";
+    EXPECT_TRUE(result.joined.empty());
+    EXPECT_EQ(result.reason,
+              "already internal in org initech (asserted by manual); a user is internal in one "
+              "org only, so acme is not joined");
+    EXPECT_FALSE(decide(request("sam@acme.com", "acme", "org.metrics.read")).allow);
+    EXPECT_TRUE(decide(request("sam@acme.com", "initech", "org.metrics.read")).allow)
+        << "the address changed and initech keeps them";
 }
 
 // ---- decisions ---------------------------------------------------------------------
