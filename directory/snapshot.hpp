@@ -72,6 +72,7 @@ struct OrgView {
     std::string slug;
     StringMap<MemberView> members;  // by canonical email
     std::vector<std::string> group_names;
+    std::vector<GroupId> group_ids;   // parallel to group_names, ascending
     StringMap<ProjectView> projects;  // by slug
     StringMap<DatasetView> datasets;  // by slug
 };

@@ -68,6 +68,7 @@ std::shared_ptr<const OrgView> build_org_view(Db& db, OrgId org) {
         while (q.executeStep()) {
             group_index.emplace(q.getColumn(0).getInt64(),
                                 static_cast<GroupIndex>(view->group_names.size()));
+            view->group_ids.push_back(q.getColumn(0).getInt64());
             view->group_names.push_back(q.getColumn(1).getString());
         }
     }
@@ -174,6 +175,43 @@ std::shared_ptr<const OrgView> build_org_view(Db& db, OrgId org) {
         for (auto& [slug, dataset] : view->datasets) {
             normalise_group_grants(dataset.grants.groups);
         }
+    }
+    return view;
+}
+
+std::shared_ptr<const OrgView> update_members(Db& db, const OrgView& old,
+                                              const std::vector<UserId>& users) {
+    auto view = std::make_shared<OrgView>(old);
+    for (UserId user : users) {
+        std::string email;
+        MemberView member;
+        member.id = user;
+        {
+            auto& q = db.query(
+                "SELECT u.email, u.active, m.user_type, m.role FROM memberships m JOIN users u ON "
+                "u.id = m.user_id WHERE m.org_id = ? AND m.user_id = ?",
+                old.id, user);
+            if (!q.executeStep()) {
+                return nullptr;
+            }
+            email = q.getColumn(0).getString();
+            member.active = q.getColumn(1).getInt() != 0;
+            member.user_type = parse_user_type(q.getColumn(2).getString()).value();
+            member.role = parse_org_role(q.getColumn(3).getString()).value();
+        }
+        auto& q =
+            db.query("SELECT DISTINCT group_id FROM group_members WHERE org_id = ? AND user_id = ?",
+                     old.id, user);
+        while (q.executeStep()) {
+            GroupId group = q.getColumn(0).getInt64();
+            auto found = std::lower_bound(view->group_ids.begin(), view->group_ids.end(), group);
+            if (found == view->group_ids.end() || *found != group) {
+                return nullptr;
+            }
+            member.groups.push_back(static_cast<GroupIndex>(found - view->group_ids.begin()));
+        }
+        std::sort(member.groups.begin(), member.groups.end());
+        view->members.insert_or_assign(std::move(email), std::move(member));
     }
     return view;
 }

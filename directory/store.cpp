@@ -86,6 +86,15 @@ class TransactionImpl final : public Transaction {
 
     std::string_view source() const override { return m_source; }
     const std::set<OrgId>& touched_orgs() const { return m_touched_orgs; }
+    const std::set<OrgId>& rebuild_orgs() const { return m_rebuild_orgs; }
+    std::vector<UserId> touched_members(OrgId org) const {
+        std::vector<UserId> users;
+        for (auto it = m_touched_members.lower_bound({org, 0});
+             it != m_touched_members.end() && it->first == org; ++it) {
+            users.push_back(it->second);
+        }
+        return users;
+    }
 
     // ---- users -------------------------------------------------------------
 
@@ -122,9 +131,15 @@ class TransactionImpl final : public Transaction {
             return {};
         }
         m_db.run("UPDATE users SET active = ? WHERE id = ?", active, user);
-        auto& orgs = m_db.query("SELECT org_id FROM memberships WHERE user_id = ?", user);
-        while (orgs.executeStep()) {
-            m_touched_orgs.insert(orgs.getColumn(0).getInt64());
+        std::vector<OrgId> orgs;
+        {
+            auto& rows = m_db.query("SELECT org_id FROM memberships WHERE user_id = ?", user);
+            while (rows.executeStep()) {
+                orgs.push_back(rows.getColumn(0).getInt64());
+            }
+        }
+        for (OrgId org : orgs) {
+            touch_member(org, user);
         }
         audit(active ? "user.activated" : "user.deactivated", "", email, json::object());
         return {};
@@ -181,7 +196,7 @@ class TransactionImpl final : public Transaction {
         m_email_cache.erase(user);
         auto& orgs = m_db.query("SELECT org_id FROM memberships WHERE user_id = ?", user);
         while (orgs.executeStep()) {
-            m_touched_orgs.insert(orgs.getColumn(0).getInt64());
+            touch_org(orgs.getColumn(0).getInt64());
         }
         audit("user.email_changed", "", *canonical, json{{"previous", *email}});
         return {};
@@ -395,6 +410,7 @@ class TransactionImpl final : public Transaction {
         }
         touch_member(org, user);
         if (last) {
+            touch_org(org);  // the cascade also removes grants: rebuild the whole view
             m_db.run("DELETE FROM memberships WHERE org_id = ? AND user_id = ?", org, user);
             audit("membership.removed", row->slug, *email,
                   json{{"user_type", to_string(before.first)},
@@ -434,7 +450,7 @@ class TransactionImpl final : public Transaction {
         }
         m_db.run("INSERT INTO groups (org_id, name) VALUES (?, ?)", org, name);
         GroupId group = m_db.last_insert_id();
-        m_touched_orgs.insert(org);
+        touch_org(org);
         audit("group.created", row->slug, std::string(name), json::object());
         return group;
     }
@@ -446,7 +462,7 @@ class TransactionImpl final : public Transaction {
         }
         auto [org, name] = *info;
         m_db.run("DELETE FROM groups WHERE id = ?", group);
-        m_touched_orgs.insert(org);
+        touch_org(org);
         audit("group.deleted", org_row(org)->slug, name, json::object());
         return {};
     }
@@ -517,7 +533,7 @@ class TransactionImpl final : public Transaction {
         m_db.run("INSERT INTO projects (org_id, slug, visibility) VALUES (?, ?, ?)", org, slug,
                  visibility);
         ProjectId project = m_db.last_insert_id();
-        m_touched_orgs.insert(org);
+        touch_org(org);
         audit("project.created", row->slug, std::string(slug),
               json{{"visibility", to_string(visibility)}, {"tags", tags}});
         if (auto tagged = write_tags(project, tags); !tagged) {
@@ -538,7 +554,7 @@ class TransactionImpl final : public Transaction {
         }
         if (m_db.run("UPDATE projects SET visibility = ? WHERE id = ? AND visibility != ?",
                      visibility, project, visibility) > 0) {
-            m_touched_orgs.insert(info->first);
+            touch_org(info->first);
             audit("project.visibility_changed", org_row(info->first)->slug, info->second,
                   json{{"visibility", to_string(visibility)}});
         }
@@ -566,7 +582,7 @@ class TransactionImpl final : public Transaction {
             return std::unexpected(info.error());
         }
         m_db.run("DELETE FROM projects WHERE id = ?", project);
-        m_touched_orgs.insert(info->first);
+        touch_org(info->first);
         audit("project.deleted", org_row(info->first)->slug, info->second, json::object());
         return {};
     }
@@ -587,7 +603,7 @@ class TransactionImpl final : public Transaction {
         }
         m_db.run("INSERT INTO datasets (org_id, slug) VALUES (?, ?)", org, slug);
         DatasetId dataset = m_db.last_insert_id();
-        m_touched_orgs.insert(org);
+        touch_org(org);
         audit("dataset.created", row->slug, std::string(slug), json::object());
         return dataset;
     }
@@ -621,7 +637,7 @@ class TransactionImpl final : public Transaction {
             return std::unexpected(data.error());
         }
         m_db.run("DELETE FROM datasets WHERE id = ?", dataset);
-        m_touched_orgs.insert(data->first);
+        touch_org(data->first);
         audit("dataset.deleted", org_row(data->first)->slug, data->second, json::object());
         return {};
     }
@@ -784,7 +800,7 @@ class TransactionImpl final : public Transaction {
                           ? m_db.run(table.user_upsert, target, org, principal.id, source, value)
                           : m_db.run(table.group_upsert, target, principal.id, source, value);
         if (changed > 0) {
-            m_touched_orgs.insert(org);
+            touch_org(org);
             audit(table.set_event, org_row(org)->slug, slug,
                   json{{to_string(principal.kind), *name},
                        {table.value_key, value},
@@ -804,7 +820,7 @@ class TransactionImpl final : public Transaction {
             m_db.run(principal.kind == PrincipalKind::user ? table.user_delete : table.group_delete,
                      target, principal.id, source);
         if (removed > 0) {
-            m_touched_orgs.insert(org);
+            touch_org(org);
             audit(table.removed_event, org_row(org)->slug, slug,
                   json{{to_string(principal.kind), display_principal(principal)},
                        {"retracted_by", source}});
@@ -819,6 +835,15 @@ class TransactionImpl final : public Transaction {
         return q.getColumn(0).getInt64();
     }
 
+    // Anything but a member's own row (groups, projects, datasets, grants,
+    // a membership ending, an address change): the org's view is rebuilt.
+    void touch_org(OrgId org) {
+        m_touched_orgs.insert(org);
+        m_rebuild_orgs.insert(org);
+    }
+
+    // A member's type, role, active flag or groups changed: only that
+    // member's entry of the org's view is re-read.
     void touch_member(OrgId org, UserId user) {
         m_touched_members.emplace(org, user);
         m_touched_orgs.insert(org);
@@ -1003,7 +1028,8 @@ class TransactionImpl final : public Transaction {
 
     Db& m_db;
     std::string m_source;
-    std::set<OrgId> m_touched_orgs;
+    std::set<OrgId> m_touched_orgs;  // orgs whose view changes
+    std::set<OrgId> m_rebuild_orgs;  // of those, the ones rebuilt whole
     std::set<std::pair<OrgId, UserId>> m_touched_members;
     std::unordered_map<OrgId, OrgRow> m_org_cache;
     std::unordered_map<UserId, std::string> m_email_cache;  // kept true by change_user_email
@@ -1138,7 +1164,19 @@ Expected<void> Store::run_write(std::string_view source,
         if (!tx.touched_orgs().empty()) {
             next = std::make_shared<Snapshot>(*current);
             for (OrgId org : tx.touched_orgs()) {
-                auto view = build_org_view(m_impl->db, org);
+                const OrgView* old = nullptr;
+                for (const auto& [slug, view] : current->orgs) {
+                    if (view->id == org) {
+                        old = view.get();
+                    }
+                }
+                std::shared_ptr<const OrgView> view;
+                if (old != nullptr && !tx.rebuild_orgs().contains(org)) {
+                    view = update_members(m_impl->db, *old, tx.touched_members(org));
+                }
+                if (!view) {
+                    view = build_org_view(m_impl->db, org);
+                }
                 if (view) {
                     next->orgs.insert_or_assign(view->slug, std::move(view));
                 }
