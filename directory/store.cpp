@@ -1630,6 +1630,20 @@ Expected<std::unordered_map<std::string, std::string>> Store::external_ids(
     });
 }
 
+Expected<std::unordered_set<std::string>> Store::disabled_elsewhere(std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_set<std::string>> {
+        std::unordered_set<std::string> emails;
+        auto& q = m_impl->db.query(
+            "SELECT email FROM source_users WHERE source != ? AND active = 0", source);
+        while (q.executeStep()) {
+            if (auto email = canonical_email(q.getColumn(0).getString())) {
+                emails.insert(std::move(*email));
+            }
+        }
+        return emails;
+    });
+}
+
 Expected<std::vector<UserState>> Store::list_users() const {
     return guarded(m_impl->mutex, [&]() -> Expected<std::vector<UserState>> {
         std::vector<UserState> users;

@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "directory/error.hpp"
@@ -264,6 +265,9 @@ class Store {
     Expected<std::vector<AuditEvent>> audit_events(std::int64_t after_id, int limit) const;
     Expected<SourceAssertions> source_assertions(std::string_view source) const;
     Expected<std::vector<UserState>> list_users() const;
+    // Canonical addresses that a source other than `source` mirrors as
+    // disabled.
+    Expected<std::unordered_set<std::string>> disabled_elsewhere(std::string_view source) const;
     // The users one source knows by an external id of `kind`: value → email.
     Expected<std::unordered_map<std::string, std::string>> external_ids(
         std::string_view source, std::string_view kind) const;

@@ -479,7 +479,15 @@ directory::Expected<Plan> make_plan(const directory::Store& store, const mapping
     for (const auto& [key, member] : asserted) {
         orgs_of[key.second].push_back(key.first);
     }
-    for (const auto& [email, active] : desired.active) {
+    // An account is active only while no source that knows it says it is
+    // disabled: a source never re-enables what another disables, so two
+    // sources that disagree do not flip it back and forth.
+    auto disabled = store.disabled_elsewhere(source.name);
+    if (!disabled) {
+        return std::unexpected(disabled.error());
+    }
+    for (const auto& [email, stated] : desired.active) {
+        bool active = stated && !disabled->contains(email);
         auto now = active_now.find(email);
         bool currently = now == active_now.end() || now->second;
         if (currently != active) {
@@ -488,10 +496,12 @@ directory::Expected<Plan> make_plan(const directory::Store& store, const mapping
                     ++plan.summary.deactivations_by_org[org];
                 }
             }
-            plan.changes.push_back(Change{
-                .kind = active ? ChangeKind::reactivate_user : ChangeKind::deactivate_user,
-                .email = email,
-                .why = fmt::format("{} in {}", active ? "enabled" : "disabled", source.name)});
+            plan.changes.push_back(
+                Change{.kind = active ? ChangeKind::reactivate_user : ChangeKind::deactivate_user,
+                       .email = email,
+                       .why = active   ? fmt::format("enabled in {}", source.name)
+                              : stated ? "disabled in another source"
+                                       : fmt::format("disabled in {}", source.name)});
         }
     }
     return plan;

@@ -396,5 +396,26 @@ TEST_F(LastAdminTest, AFallbackAdminWhoIsNotAMemberIsSettledOnce) {
     EXPECT_TRUE(again.empty()) << to_text(again);
 }
 
+TEST_F(SyncTest, TwoSourcesThatDisagreeOnAnAccountDoNotFlipIt) {
+    m_mapping.orgs[0].roles.push_back(mapping::RoleRule{"hr", "cn=staff", OrgRole::member});
+    const SourceSpec hr{"hr", "ldap", ""};
+    ASSERT_EQ(sync(base_data()).result, "applied");
+    SourceData staff{{SourceUser{"hr", "h1", "dan@acme.com", "", false, "{}"}},  // disabled in hr
+                     {SourceGroup{"hr", "s1", "cn=staff", "{}", {"h1"}}}};
+    ASSERT_EQ(sync(staff, false, hr).result, "applied");
+    EXPECT_FALSE(allowed("dan@acme.com", "org.metrics.read", std::nullopt));
+
+    // corp still says dan is enabled; it does not re-enable him.
+    Plan corp = plan(base_data());
+    EXPECT_TRUE(corp.empty()) << to_text(corp);
+    ASSERT_EQ(sync(base_data()).result, "applied");
+    EXPECT_FALSE(allowed("dan@acme.com", "org.metrics.read", std::nullopt));
+    EXPECT_TRUE(plan(staff, hr).empty());
+
+    staff.users[0].active = true;  // hr enables him again
+    ASSERT_EQ(sync(staff, false, hr).result, "applied");
+    EXPECT_TRUE(allowed("dan@acme.com", "org.metrics.read", std::nullopt));
+}
+
 }  // namespace
 }  // namespace orgsync::sync
