@@ -110,38 +110,55 @@ std::optional<std::vector<sync::SourceSpec>> select_sources(const Config& config
     return specs;
 }
 
+// What `plan` and `sync` work from: the daemon config, the mapping, and the
+// sources selected.
+struct SyncContext {
+    Config config;
+    mapping::Mapping mapping;
+    std::vector<sync::SourceSpec> sources;
+};
+
+std::optional<SyncContext> load_sync_context(const fs::path& file, const std::string& source,
+                                             std::ostream& err) {
+    auto config = load_or_report(file, err);
+    if (!config) {
+        return std::nullopt;
+    }
+    auto loaded = load_mapping_or_report(*config, err);
+    auto sources = select_sources(*config, source, err);
+    if (!loaded || !sources) {
+        return std::nullopt;
+    }
+    return SyncContext{std::move(*config), std::move(*loaded), std::move(*sources)};
+}
+
 // Plans read the store without creating it: before the first sync they are
 // made against an empty in-memory store.
 int plan(const fs::path& file, const SyncOptions& options, std::ostream& out, std::ostream& err) {
-    auto config = load_or_report(file, err);
-    if (!config) {
-        return k_exit_error;
-    }
-    auto loaded = load_mapping_or_report(*config, err);
-    auto sources = select_sources(*config, options.source, err);
-    if (!loaded || !sources) {
+    auto context = load_sync_context(file, options.source, err);
+    if (!context) {
         return k_exit_error;
     }
     std::error_code ignored;
-    bool exists = fs::exists(config->store_path, ignored);
-    auto store = Store::open(exists ? config->store_path : fs::path(":memory:"));
+    bool exists = fs::exists(context->config.store_path, ignored);
+    auto store = Store::open(exists ? context->config.store_path : fs::path(":memory:"));
     if (!store) {
         err << "orgsyncd: " << store.error().message << '\n';
         return k_exit_error;
     }
     nlohmann::json plans = nlohmann::json::array();
-    for (const auto& source : *sources) {
+    for (const auto& source : context->sources) {
         auto mirror = sync::stored_mirror(**store, source.name);
         if (!mirror) {
             err << "orgsyncd: " << mirror.error().message << '\n';
             return k_exit_error;
         }
-        auto made = sync::prepare_plan(**store, *loaded, source, *mirror);
+        auto made = sync::prepare_plan(**store, context->mapping, source, *mirror);
         if (!made) {
             err << "orgsyncd: " << made.error().message << '\n';
             return k_exit_error;
         }
-        auto blocked = sync::deletion_guard(*made, *loaded);
+        auto blocked = sync::deletion_guard(*made, context->mapping);
         if (options.json) {
             nlohmann::json entry = sync::to_json(*made);
             entry["blocked"] = blocked ? nlohmann::json(*blocked) : nlohmann::json(nullptr);
@@ -161,24 +178,19 @@ int plan(const fs::path& file, const SyncOptions& options, std::ostream& out, st
 
 int run_sync(const fs::path& file, const SyncOptions& options, std::ostream& out,
              std::ostream& err) {
-    auto config = load_or_report(file, err);
-    if (!config) {
+    auto context = load_sync_context(file, options.source, err);
+    if (!context) {
         return k_exit_error;
     }
-    auto loaded = load_mapping_or_report(*config, err);
-    auto sources = select_sources(*config, options.source, err);
-    if (!loaded || !sources) {
-        return k_exit_error;
-    }
-    auto store = Store::open(config->store_path);
+    auto store = Store::open(context->config.store_path);
     if (!store) {
         err << "orgsyncd: " << store.error().message << '\n';
         return k_exit_error;
     }
     int status = k_exit_ok;
-    for (const auto& source : *sources) {
-        auto result =
-            sync::run_sync(**store, *loaded, source, std::nullopt, sync::RunOptions{options.force});
+    for (const auto& source : context->sources) {
+        auto result = sync::run_sync(**store, context->mapping, source, std::nullopt,
+                                     sync::RunOptions{options.force});
         if (!result) {
             err << "orgsyncd: " << source.name << ": " << result.error().message << '\n';
             return k_exit_error;
