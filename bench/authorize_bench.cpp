@@ -48,6 +48,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/bench_support.hpp"
 #include "directory/policy.hpp"
 #include "directory/store.hpp"
 
@@ -55,7 +56,6 @@ namespace orgsync::bench {
 namespace {
 
 using namespace orgsync::directory;
-using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t k_default_users = 100'000;
 constexpr std::size_t k_default_groups = 1'000;
@@ -96,13 +96,6 @@ constexpr std::string_view k_usage =
     "  --writes N       single writes during the stall test (default 200)\n"
     "  --seed N         random seed (default 42)\n"
     "  --keep           keep the temp directory with the store\n";
-
-template <typename T>
-bool parse_number(std::string_view text, T& out) {
-    const char* end = text.data() + text.size();
-    auto [ptr, ec] = std::from_chars(text.data(), end, out);
-    return ec == std::errc{} && ptr == end;
-}
 
 std::optional<Options> parse_options(int argc, char** argv) {
     Options options;
@@ -226,16 +219,6 @@ void ok(Expected<void> result, std::string_view what) {
         throw BenchFailure(fmt::format("{}: {} ({})", what, result.error().message,
                                        to_string(result.error().code)));
     }
-}
-
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double peak_rss_mib() {
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
 }
 
 // CPU time (user + system) of the calling thread.
@@ -791,15 +774,6 @@ struct TempDir {
     }
 };
 
-std::filesystem::path make_temp_dir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "orgsync-bench-XXXXXX").string();
-    if (mkdtemp(pattern.data()) == nullptr) {
-        throw std::system_error(errno, std::generic_category(), "mkdtemp");
-    }
-    return pattern;
-}
-
 int run(const Options& options) {
     OrgPlan total{options.users, scaled(options.groups, k_default_groups, options),
                   scaled(options.projects, k_default_projects, options),
@@ -812,7 +786,7 @@ int run(const Options& options) {
     auto memberships = apportion(total.memberships, weights, 0);
     auto datasets = apportion(total.datasets, weights, 1);
 
-    TempDir temp_dir(make_temp_dir(), options.keep);
+    TempDir temp_dir(make_temp_dir("orgsync-bench"), options.keep);
     const std::filesystem::path& dir = temp_dir.path;
     fmt::print("authorize_bench: store in {}\n", dir.string());
     fmt::print(

@@ -43,6 +43,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench/bench_support.hpp"
 #include "directory/store.hpp"
 #include "mapping/mapping.hpp"
 #include "sync/plan.hpp"
@@ -52,7 +53,6 @@ namespace orgsync::bench {
 namespace {
 
 using namespace orgsync::directory;
-using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t k_default_users = 100'000;
 constexpr std::size_t k_default_groups = 1'000;
@@ -83,13 +83,6 @@ constexpr std::string_view k_usage =
     "  --memberships N  group memberships (default 300000, or scaled with --users)\n"
     "  --seed N         random seed (default 42)\n"
     "  --keep           keep the temp directory with the store\n";
-
-template <typename T>
-bool parse_number(std::string_view text, T& out) {
-    const char* end = text.data() + text.size();
-    auto [ptr, ec] = std::from_chars(text.data(), end, out);
-    return ec == std::errc{} && ptr == end;
-}
 
 std::optional<Options> parse_options(int argc, char** argv) {
     Options options;
@@ -173,16 +166,6 @@ class Random {
   private:
     std::mt19937_64 m_engine;
 };
-
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double peak_rss_mib() {
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
-}
 
 double current_rss_mib() {
     std::ifstream statm("/proc/self/statm");
@@ -436,10 +419,7 @@ int run(const Options& options) {
         k_source);
     print_phase(generate.finish(), "");
 
-    auto dir = std::filesystem::temp_directory_path() /
-               fmt::format("orgsync-sync-bench-{}-{}", getpid(), options.seed);
-    std::filesystem::remove_all(dir);
-    std::filesystem::create_directories(dir);
+    auto dir = make_temp_dir("orgsync-sync-bench");
     int status = 0;
     {
         auto opened = Store::open(dir / "orgsync.db");
