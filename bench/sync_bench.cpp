@@ -11,7 +11,8 @@
 //    - sync::run_sync with the mirror as fetched: the first full apply (it
 //      plans again internally, replaces the stored mirror and records the run);
 //    - a no-change sync::prepare_plan, which must come back empty;
-//    - a no-change sync::run_sync.
+//    - a no-change sync::run_sync;
+//    - sync::run_sync_delta with 100 changed users (an incremental run).
 // 3. Prints peak RSS (getrusage ru_maxrss) after each phase, the change
 //    counts, and one machine-readable RESULT line.
 //
@@ -526,6 +527,44 @@ int run(const Options& options) {
             status = 1;
         }
 
+        // (5) An incremental run: 100 users changed in the directory (new
+        // address, disabled, or moved into an admin group).
+        sync::SourceDelta delta;
+        const std::size_t changed = std::min<std::size_t>(100, mirror.data.users.size() / 10);
+        SourceGroup admins = mirror.data.groups.back();  // named by an admin rule
+        for (std::size_t i = 0; i < changed; ++i) {
+            SourceUser user = mirror.data.users[k_orgs.size() + i * 7];
+            switch (i % 3) {
+                case 0:
+                    user.email = fmt::format("moved{}@{}", i, k_orgs[i % k_orgs.size()].domain);
+                    break;
+                case 1:
+                    user.active = !user.active;
+                    break;
+                default:
+                    admins.member_ids.push_back(user.external_id);
+                    break;
+            }
+            delta.upsert_users.push_back(std::move(user));
+        }
+        delta.upsert_groups.push_back(std::move(admins));
+        delta.cursor = "bench-cursor-1";
+        auto delta_timer = PhaseTimer("run_sync_delta (100)");
+        auto by_delta = sync::run_sync_delta(store, mapping, source, delta, run_options);
+        Phase delta_phase = delta_timer.finish();
+        if (!by_delta) {
+            fmt::print(stderr, "sync_bench: run_sync_delta failed: {}\n", by_delta.error().message);
+            return 1;
+        }
+        print_phase(delta_phase,
+                    fmt::format("{}: {} changes ({})", by_delta->result,
+                                by_delta->plan.changes.size(), counts_by_kind(by_delta->plan)));
+        if (by_delta->result != "applied") {
+            fmt::print(stderr, "sync_bench: error: the delta run was {}: {}\n", by_delta->result,
+                       by_delta->message);
+            status = 1;
+        }
+
         double peak = peak_rss_mib();
         bool apply_met = apply_phase.seconds <= k_first_apply_target_s;
         bool plan_met = again_phase.seconds <= k_no_change_plan_target_s;
@@ -539,12 +578,14 @@ int run(const Options& options) {
         fmt::print(
             "RESULT users={} groups={} memberships={} first_plan_s={:.3f} first_plan_changes={} "
             "first_run_s={:.3f} first_run_changes={} no_change_plan_s={:.3f} "
-            "no_change_plan_changes={} no_change_run_s={:.3f} peak_rss_mib={:.1f} "
+            "no_change_plan_changes={} no_change_run_s={:.3f} delta_run_s={:.3f} "
+            "delta_changes={} peak_rss_mib={:.1f} "
             "rss_after_first_plan_mib={:.1f} rss_after_first_run_mib={:.1f} status={}\n",
             mirror.data.users.size(), mirror.data.groups.size(), mirror.memberships,
             first_plan_phase.seconds, first_changes, apply_phase.seconds, applied_changes,
-            again_phase.seconds, again_changes, rerun_phase.seconds, peak,
-            first_plan_phase.peak_rss, apply_phase.peak_rss, status == 0 ? "ok" : "failed");
+            again_phase.seconds, again_changes, rerun_phase.seconds, delta_phase.seconds,
+            by_delta->plan.changes.size(), peak, first_plan_phase.peak_rss, apply_phase.peak_rss,
+            status == 0 ? "ok" : "failed");
         std::fflush(stdout);
     }
 

@@ -205,10 +205,32 @@ CREATE TABLE sync_runs (
 CREATE INDEX sync_runs_by_source ON sync_runs (source, id);
 )sql";
 
-constexpr std::array<Migration, 3> k_migrations{{
+// Version 4: incremental syncs. Each source's resume point (`cursor`: a
+// syncrepl cookie, a highest uSNChanged) is written in the same transaction
+// as the mirror it describes. Mirrored users carry their canonical address
+// (`email_key`, '' when it is not a valid address; filled in by Store::open
+// for rows written before), and the mirror is indexed by address, member
+// and group name so that a delta reads only the records it touches.
+constexpr std::string_view k_v4 = R"sql(
+CREATE TABLE source_state (
+    source     TEXT PRIMARY KEY,
+    cursor     TEXT,
+    updated_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) WITHOUT ROWID;
+
+ALTER TABLE source_users ADD COLUMN email_key TEXT NOT NULL DEFAULT '';
+CREATE INDEX source_users_by_email ON source_users (email_key);
+CREATE INDEX source_group_members_by_member ON source_group_members (source, member_id);
+CREATE INDEX source_groups_by_name ON source_groups (source, name);
+
+ALTER TABLE sync_runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'full' CHECK (kind IN ('full', 'delta'));
+)sql";
+
+constexpr std::array<Migration, 4> k_migrations{{
     {1, "organizations, users, memberships, groups, projects, datasets, grants", k_v1},
     {2, "source mirrors and audit log", k_v2},
     {3, "outbox and sync runs", k_v3},
+    {4, "source cursors, mirror indexes for incremental syncs", k_v4},
 }};
 
 }  // namespace

@@ -234,11 +234,11 @@ class TransactionImpl final : public Transaction {
     // them to it without a second parse here.
     Expected<void> record_sync_run(const SyncRun& run) override {
         m_db.run(
-            "INSERT INTO sync_runs (source, started_at, result, message, summary, plan) VALUES "
-            "(?, ?, ?, ?, ?, ?)",
+            "INSERT INTO sync_runs (source, started_at, result, message, summary, plan, kind) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
             run.source, run.started_at, run.result, run.message,
             run.summary.empty() ? std::string("{}") : run.summary,
-            run.plan.empty() ? std::string("{}") : run.plan);
+            run.plan.empty() ? std::string("{}") : run.plan, run.kind);
         return {};
     }
 
@@ -681,12 +681,15 @@ class TransactionImpl final : public Transaction {
         if (user.source.empty() || user.external_id.empty()) {
             return fail(ErrorCode::invalid_argument, "a mirrored user needs a source and an id");
         }
+        auto key = canonical_email(user.email);
         m_db.run(
             "INSERT INTO source_users (source, external_id, email, display_name, active, "
-            "attributes) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, external_id) DO UPDATE "
-            "SET email = excluded.email, display_name = excluded.display_name, active = "
-            "excluded.active, attributes = excluded.attributes",
-            user.source, user.external_id, user.email, user.display_name, user.active, *attributes);
+            "attributes, email_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, "
+            "external_id) DO UPDATE SET email = excluded.email, display_name = "
+            "excluded.display_name, active = excluded.active, attributes = excluded.attributes, "
+            "email_key = excluded.email_key",
+            user.source, user.external_id, user.email, user.display_name, user.active, *attributes,
+            key ? *key : std::string());
         return {};
     }
 
@@ -725,6 +728,23 @@ class TransactionImpl final : public Transaction {
                                        std::string_view external_id) override {
         m_db.run("DELETE FROM source_groups WHERE source = ? AND external_id = ?", source,
                  external_id);
+        return {};
+    }
+
+    Expected<void> set_source_cursor(std::string_view source,
+                                     std::optional<std::string_view> cursor) override {
+        if (source.empty()) {
+            return fail(ErrorCode::invalid_argument, "a cursor needs a source");
+        }
+        if (!cursor) {
+            m_db.run("DELETE FROM source_state WHERE source = ?", source);
+            return {};
+        }
+        m_db.run(
+            "INSERT INTO source_state (source, cursor) VALUES (?, ?) ON CONFLICT (source) DO "
+            "UPDATE SET cursor = excluded.cursor, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', "
+            "'now')",
+            source, *cursor);
         return {};
     }
 
@@ -1035,6 +1055,26 @@ class TransactionImpl final : public Transaction {
     std::unordered_map<UserId, std::string> m_email_cache;  // kept true by change_user_email
 };
 
+// Version 4 adds the canonical address of mirrored users; rows written
+// before get it here, in the migration's transaction.
+void fill_email_keys(Db& db) {
+    std::vector<std::tuple<std::string, std::string, std::string>> keys;
+    {
+        auto& q = db.query("SELECT source, external_id, email FROM source_users");
+        while (q.executeStep()) {
+            auto key = canonical_email(q.getColumn(2).getString());
+            if (key) {
+                keys.emplace_back(q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                  std::move(*key));
+            }
+        }
+    }
+    for (const auto& [source, id, key] : keys) {
+        db.run("UPDATE source_users SET email_key = ? WHERE source = ? AND external_id = ?", key,
+               source, id);
+    }
+}
+
 Error storage_error(const std::exception& error) {
     return Error{ErrorCode::storage, fmt::format("store: {}", error.what()), {}};
 }
@@ -1097,6 +1137,9 @@ Expected<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) 
             }
             SQLite::Transaction transaction(database, SQLite::TransactionBehavior::IMMEDIATE);
             database.exec(std::string(migration.sql));
+            if (migration.version == 4) {
+                fill_email_keys(impl->db);
+            }
             database.exec(fmt::format("PRAGMA user_version = {}", migration.version));
             transaction.commit();
             version = migration.version;
@@ -1660,16 +1703,280 @@ Expected<std::vector<SyncRun>> Store::sync_runs(std::string_view source, int lim
     return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SyncRun>> {
         std::vector<SyncRun> runs;
         auto& q = m_impl->db.query(
-            "SELECT id, source, started_at, finished_at, result, message, summary, plan FROM "
-            "sync_runs WHERE ?1 = '' OR source = ?1 ORDER BY id DESC LIMIT ?2",
+            "SELECT id, source, started_at, finished_at, result, message, summary, plan, kind "
+            "FROM sync_runs WHERE ?1 = '' OR source = ?1 ORDER BY id DESC LIMIT ?2",
             source, limit);
         while (q.executeStep()) {
             runs.push_back(SyncRun{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
                                    q.getColumn(2).getString(), q.getColumn(3).getString(),
                                    q.getColumn(4).getString(), q.getColumn(5).getString(),
-                                   q.getColumn(6).getString(), q.getColumn(7).getString()});
+                                   q.getColumn(6).getString(), q.getColumn(7).getString(),
+                                   q.getColumn(8).getString()});
         }
         return runs;
+    });
+}
+
+Expected<std::optional<std::string>> Store::source_cursor(std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<std::string>> {
+        auto& q = m_impl->db.query("SELECT cursor FROM source_state WHERE source = ?", source);
+        if (!q.executeStep() || q.getColumn(0).isNull()) {
+            return std::nullopt;
+        }
+        return q.getColumn(0).getString();
+    });
+}
+
+namespace {
+
+SourceUser read_source_user(SQLite::Statement& q) {
+    return SourceUser{q.getColumn(0).getString(),   q.getColumn(1).getString(),
+                      q.getColumn(2).getString(),   q.getColumn(3).getString(),
+                      q.getColumn(4).getInt() != 0, q.getColumn(5).getString()};
+}
+
+// Each value once, in order: the scoped reads below run one indexed lookup
+// per distinct value.
+std::vector<std::string> distinct(std::vector<std::string> values) {
+    std::sort(values.begin(), values.end());
+    values.erase(std::unique(values.begin(), values.end()), values.end());
+    return values;
+}
+
+void read_group_members(Db& db, std::vector<SourceGroup>& groups) {
+    for (auto& group : groups) {
+        auto& q = db.query(
+            "SELECT member_id FROM source_group_members WHERE source = ? AND "
+            "group_external_id = ? ORDER BY member_id",
+            group.source, group.external_id);
+        while (q.executeStep()) {
+            group.member_ids.push_back(q.getColumn(0).getString());
+        }
+    }
+}
+
+std::vector<SourceGroup> read_source_groups(Db& db, const char* sql, std::string_view source,
+                                            const std::vector<std::string>& keys,
+                                            bool with_members) {
+    std::vector<SourceGroup> groups;
+    for (const auto& key : distinct(keys)) {
+        auto& q = db.query(sql, source, key);
+        while (q.executeStep()) {
+            groups.push_back(SourceGroup{q.getColumn(0).getString(),
+                                         q.getColumn(1).getString(),
+                                         q.getColumn(2).getString(),
+                                         q.getColumn(3).getString(),
+                                         {}});
+        }
+    }
+    std::sort(groups.begin(), groups.end(), [](const SourceGroup& a, const SourceGroup& b) {
+        return a.external_id < b.external_id;
+    });
+    if (with_members) {
+        read_group_members(db, groups);
+    }
+    return groups;
+}
+
+}  // namespace
+
+Expected<std::vector<SourceUser>> Store::find_source_users(
+    std::string_view source, const std::vector<std::string>& external_ids) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceUser>> {
+        std::vector<SourceUser> users;
+        for (const auto& id : distinct(external_ids)) {
+            auto& q = m_impl->db.query(
+                "SELECT source, external_id, email, display_name, active, attributes FROM "
+                "source_users WHERE source = ? AND external_id = ?",
+                source, id);
+            if (q.executeStep()) {
+                users.push_back(read_source_user(q));
+            }
+        }
+        return users;
+    });
+}
+
+Expected<std::vector<SourceUser>> Store::source_users_with_email(
+    std::string_view source, const std::vector<std::string>& emails) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceUser>> {
+        std::vector<SourceUser> users;
+        for (const auto& email : distinct(emails)) {
+            if (email.empty()) {
+                continue;
+            }
+            auto& q = m_impl->db.query(
+                "SELECT source, external_id, email, display_name, active, attributes FROM "
+                "source_users WHERE source = ? AND email_key = ? ORDER BY external_id",
+                source, email);
+            while (q.executeStep()) {
+                users.push_back(read_source_user(q));
+            }
+        }
+        return users;
+    });
+}
+
+Expected<std::vector<SourceGroup>> Store::find_source_groups(
+    std::string_view source, const std::vector<std::string>& external_ids,
+    bool with_members) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceGroup>> {
+        return read_source_groups(m_impl->db,
+                                  "SELECT source, external_id, name, attributes FROM "
+                                  "source_groups WHERE source = ? AND external_id = ?",
+                                  source, external_ids, with_members);
+    });
+}
+
+Expected<std::vector<SourceGroup>> Store::source_groups_named(std::string_view source,
+                                                              const std::vector<std::string>& names,
+                                                              bool with_members) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceGroup>> {
+        return read_source_groups(m_impl->db,
+                                  "SELECT source, external_id, name, attributes FROM "
+                                  "source_groups WHERE source = ? AND name = ?",
+                                  source, names, with_members);
+    });
+}
+
+Expected<std::vector<std::pair<std::string, std::string>>> Store::source_memberships_of(
+    std::string_view source, const std::vector<std::string>& member_ids) const {
+    return guarded(m_impl->mutex,
+                   [&]() -> Expected<std::vector<std::pair<std::string, std::string>>> {
+                       std::vector<std::pair<std::string, std::string>> pairs;
+                       for (const auto& id : distinct(member_ids)) {
+                           auto& q = m_impl->db.query(
+                               "SELECT group_external_id FROM source_group_members WHERE "
+                               "source = ? AND member_id = ?",
+                               source, id);
+                           while (q.executeStep()) {
+                               pairs.emplace_back(q.getColumn(0).getString(), id);
+                           }
+                       }
+                       return pairs;
+                   });
+}
+
+Expected<SourceAssertions> Store::source_assertions_for(
+    std::string_view source, const std::vector<std::string>& emails,
+    const std::vector<std::string>& group_names) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<SourceAssertions> {
+        SourceAssertions state;
+        for (const auto& email : distinct(emails)) {
+            {
+                auto& q = m_impl->db.query(
+                    "SELECT o.slug, u.email, a.user_type, a.role FROM users u JOIN memberships m "
+                    "ON m.user_id = u.id JOIN membership_assertions a ON a.org_id = m.org_id AND "
+                    "a.user_id = m.user_id AND a.source = ?2 JOIN orgs o ON o.id = m.org_id "
+                    "WHERE u.email = ?1",
+                    email, source);
+                while (q.executeStep()) {
+                    state.members.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                             parse_user_type(q.getColumn(2).getString()).value(),
+                                             parse_org_role(q.getColumn(3).getString()).value()});
+                }
+            }
+            auto& q = m_impl->db.query(
+                "SELECT o.slug, g.name, u.email FROM users u JOIN memberships ms ON ms.user_id = "
+                "u.id JOIN group_members m ON m.org_id = ms.org_id AND m.user_id = u.id JOIN "
+                "groups g ON g.id = m.group_id JOIN orgs o ON o.id = g.org_id WHERE u.email = ?1 "
+                "AND m.source = ?2",
+                email, source);
+            while (q.executeStep()) {
+                state.group_members.push_back({q.getColumn(0).getString(),
+                                               q.getColumn(1).getString(),
+                                               q.getColumn(2).getString()});
+            }
+        }
+        for (const auto& name : distinct(group_names)) {
+            auto& q = m_impl->db.query(
+                "SELECT o.slug, g.name, p.slug, '', x.level FROM groups g JOIN "
+                "project_group_grants x ON x.group_id = g.id JOIN projects p ON p.id = "
+                "x.project_id JOIN orgs o ON o.id = p.org_id WHERE g.name = ?1 AND x.source = ?2 "
+                "UNION ALL SELECT o.slug, g.name, '', d.slug, x.access FROM groups g JOIN "
+                "dataset_group_grants x ON x.group_id = g.id JOIN datasets d ON d.id = "
+                "x.dataset_id JOIN orgs o ON o.id = d.org_id WHERE g.name = ?1 AND x.source = ?2",
+                name, source);
+            while (q.executeStep()) {
+                state.grants.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                        q.getColumn(2).getString(), q.getColumn(3).getString(),
+                                        parse_level(q.getColumn(4).getString()).value()});
+            }
+        }
+        return state;
+    });
+}
+
+Expected<std::map<std::string, std::size_t>> Store::source_member_counts(
+    std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::map<std::string, std::size_t>> {
+        std::map<std::string, std::size_t> counts;
+        auto& q = m_impl->db.query(
+            "SELECT o.slug, COUNT(*) FROM membership_assertions a JOIN orgs o ON o.id = a.org_id "
+            "WHERE a.source = ? GROUP BY o.slug",
+            source);
+        while (q.executeStep()) {
+            counts.emplace(q.getColumn(0).getString(),
+                           static_cast<std::size_t>(q.getColumn(1).getInt64()));
+        }
+        return counts;
+    });
+}
+
+Expected<std::size_t> Store::source_user_count(std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::size_t> {
+        auto& q = m_impl->db.query("SELECT COUNT(*) FROM source_users WHERE source = ?", source);
+        q.executeStep();
+        return static_cast<std::size_t>(q.getColumn(0).getInt64());
+    });
+}
+
+Expected<std::vector<UserState>> Store::find_users(const std::vector<std::string>& emails) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<UserState>> {
+        std::vector<UserState> users;
+        for (const auto& email : distinct(emails)) {
+            auto& q =
+                m_impl->db.query("SELECT id, email, active FROM users WHERE email = ?", email);
+            if (q.executeStep()) {
+                users.push_back(UserState{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
+                                          q.getColumn(2).getInt() != 0});
+            }
+        }
+        return users;
+    });
+}
+
+Expected<std::unordered_map<std::string, std::string>> Store::external_ids(
+    std::string_view source, std::string_view kind, const std::vector<std::string>& values) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, std::string>> {
+        std::unordered_map<std::string, std::string> emails;
+        for (const auto& value : distinct(values)) {
+            auto& q = m_impl->db.query(
+                "SELECT u.email FROM user_external_ids x JOIN users u ON u.id = x.user_id WHERE "
+                "x.source = ? AND x.kind = ? AND x.value = ?",
+                source, kind, value);
+            if (q.executeStep()) {
+                emails.emplace(value, q.getColumn(0).getString());
+            }
+        }
+        return emails;
+    });
+}
+
+Expected<std::unordered_set<std::string>> Store::disabled_elsewhere(
+    std::string_view source, const std::vector<std::string>& emails) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_set<std::string>> {
+        std::unordered_set<std::string> disabled;
+        for (const auto& email : distinct(emails)) {
+            auto& q = m_impl->db.query(
+                "SELECT 1 FROM source_users WHERE email_key = ?1 AND source != ?2 AND active = 0 "
+                "LIMIT 1",
+                email, source);
+            if (q.executeStep()) {
+                disabled.insert(email);
+            }
+        }
+        return disabled;
     });
 }
 

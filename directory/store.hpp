@@ -14,6 +14,7 @@
 #include <atomic>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -89,10 +90,11 @@ struct SyncRun {
     std::string source;
     std::string started_at;  // UTC, ISO 8601
     std::string finished_at;
-    std::string result;   // applied | blocked | failed
-    std::string message;  // why it was blocked or failed
-    std::string summary;  // JSON object: counts
-    std::string plan;     // JSON object: the plan, including held changes
+    std::string result;         // applied | blocked | failed
+    std::string message;        // why it was blocked or failed
+    std::string summary;        // JSON object: counts
+    std::string plan;           // JSON object: the plan, including held changes
+    std::string kind = "full";  // full (the whole source read) | delta (changes since a cursor)
 };
 
 struct AuditEvent {
@@ -193,6 +195,11 @@ class Transaction {
     virtual Expected<void> put_source_group(const SourceGroup& group) = 0;
     virtual Expected<void> delete_source_group(std::string_view source,
                                                std::string_view external_id) = 0;
+    // The source's resume point (see Store::source_cursor); nullopt clears
+    // it. Written in the transaction that writes the mirror it describes,
+    // so the two never disagree after a crash.
+    virtual Expected<void> set_source_cursor(std::string_view source,
+                                             std::optional<std::string_view> cursor) = 0;
 
     // Lookups by name, seeing this transaction's own writes.
     virtual Expected<std::optional<OrgId>> find_org_id(std::string_view slug) = 0;
@@ -271,6 +278,51 @@ class Store {
     // The users one source knows by an external id of `kind`: value → email.
     Expected<std::unordered_map<std::string, std::string>> external_ids(
         std::string_view source, std::string_view kind) const;
+    // The connector's resume point for `source` (a syncrepl cookie, a highest
+    // uSNChanged), as last committed with its mirror; nullopt when there is
+    // none (never synced, or the last full read gave none).
+    Expected<std::optional<std::string>> source_cursor(std::string_view source) const;
+
+    // Scoped reads for incremental syncs: each costs time in proportion to
+    // what it is asked about, not to the size of the mirror or the store.
+    // Mirrored users with these external ids (absent ones are skipped).
+    Expected<std::vector<SourceUser>> find_source_users(
+        std::string_view source, const std::vector<std::string>& external_ids) const;
+    // Mirrored users whose canonical address is one of `emails`.
+    Expected<std::vector<SourceUser>> source_users_with_email(
+        std::string_view source, const std::vector<std::string>& emails) const;
+    // Mirrored groups with these external ids, or with these names; with
+    // their member lists when `with_members`.
+    Expected<std::vector<SourceGroup>> find_source_groups(
+        std::string_view source, const std::vector<std::string>& external_ids,
+        bool with_members) const;
+    Expected<std::vector<SourceGroup>> source_groups_named(std::string_view source,
+                                                           const std::vector<std::string>& names,
+                                                           bool with_members) const;
+    // (group external id, member id) for every mirrored group membership of
+    // these users.
+    Expected<std::vector<std::pair<std::string, std::string>>> source_memberships_of(
+        std::string_view source, const std::vector<std::string>& member_ids) const;
+    // What `source` asserts about these users (by canonical address: their
+    // memberships and group memberships) and these groups (by name: their
+    // grants).
+    Expected<SourceAssertions> source_assertions_for(
+        std::string_view source, const std::vector<std::string>& emails,
+        const std::vector<std::string>& group_names) const;
+    // How many memberships `source` asserts, by org slug.
+    Expected<std::map<std::string, std::size_t>> source_member_counts(
+        std::string_view source) const;
+    // How many users the source's mirror holds.
+    Expected<std::size_t> source_user_count(std::string_view source) const;
+    // The users with these canonical addresses (absent ones are skipped).
+    Expected<std::vector<UserState>> find_users(const std::vector<std::string>& emails) const;
+    // external_ids() and disabled_elsewhere() for these values / addresses.
+    Expected<std::unordered_map<std::string, std::string>> external_ids(
+        std::string_view source, std::string_view kind,
+        const std::vector<std::string>& values) const;
+    Expected<std::unordered_set<std::string>> disabled_elsewhere(
+        std::string_view source, const std::vector<std::string>& emails) const;
+
     // The most recent runs of `source` (every source when empty), newest first.
     Expected<std::vector<SyncRun>> sync_runs(std::string_view source, int limit) const;
     // Outbox events not yet delivered, oldest first.

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "directory/email.hpp"
+#include "sync/diff.hpp"
 
 namespace orgsync::sync {
 namespace {
@@ -287,33 +288,51 @@ std::string_view to_string(ChangeKind kind) {
 
 directory::Expected<Plan> make_plan(const directory::Store& store, const mapping::Mapping& mapping,
                                     const SourceSpec& source, const SourceData& data) {
+    auto current = store.source_assertions(source.name);
+    if (!current) {
+        return std::unexpected(current.error());
+    }
+    auto known = store.external_ids(source.name, "id");
+    auto users = store.list_users();
+    auto disabled = store.disabled_elsewhere(source.name);
+    if (!known || !users || !disabled) {
+        return std::unexpected(!known ? known.error() : !users ? users.error() : disabled.error());
+    }
+    detail::StoreState state;
+    state.assertions = std::move(*current);
+    state.known = std::move(*known);
+    state.active_now.reserve(users->size());
+    for (const auto& user : *users) {
+        state.active_now.emplace(user.email, user.active);
+    }
+    state.disabled = std::move(*disabled);
+    for (const auto& member : state.assertions.members) {
+        ++state.members_by_org[member.org];
+    }
+    return detail::diff(store, mapping, source, data, std::move(state));
+}
+
+namespace detail {
+
+directory::Expected<Plan> diff(const directory::Store& store, const mapping::Mapping& mapping,
+                               const SourceSpec& source, const SourceData& data, StoreState state) {
     Plan plan;
     plan.source = source.name;
     if (auto structure = plan_structure(store, mapping, plan); !structure) {
         return std::unexpected(structure.error());
     }
     Desired desired = derive(mapping, source, data, plan.summary);
-    auto current = store.source_assertions(source.name);
-    if (!current) {
-        return std::unexpected(current.error());
+    const directory::SourceAssertions* current = &state.assertions;
+    for (const auto& [org, count] : state.members_by_org) {
+        plan.summary.source_members += count;
     }
-    plan.summary.source_members = current->members.size();
-    for (const auto& member : current->members) {
-        ++plan.summary.source_members_by_org[member.org];
-    }
+    plan.summary.source_members_by_org = state.members_by_org;
 
     // Users the source knows by id under another address: the address
     // changes first, and what the source asserted for them is compared
     // under the new one.
-    auto known = store.external_ids(source.name, "id");
-    auto users = store.list_users();
-    if (!known || !users) {
-        return std::unexpected(!known ? known.error() : users.error());
-    }
-    std::unordered_map<std::string, bool> active_now;
-    for (const auto& user : *users) {
-        active_now.emplace(user.email, user.active);
-    }
+    const auto* known = &state.known;
+    auto& active_now = state.active_now;
     std::unordered_map<std::string, std::string> renamed;  // old address → new
     for (const auto& user : data.users) {
         auto email = directory::canonical_email(user.email);
@@ -471,8 +490,8 @@ directory::Expected<Plan> make_plan(const directory::Store& store, const mapping
 
     // Accounts the source disables or enables again.
     for (const auto& [was, now] : renamed) {
-        if (auto state = active_now.find(was); state != active_now.end()) {
-            active_now.emplace(now, state->second);
+        if (auto found = active_now.find(was); found != active_now.end()) {
+            active_now.emplace(now, found->second);
         }
     }
     std::unordered_map<std::string, std::vector<std::string>> orgs_of;
@@ -482,10 +501,7 @@ directory::Expected<Plan> make_plan(const directory::Store& store, const mapping
     // An account is active only while no source that knows it says it is
     // disabled: a source never re-enables what another disables, so two
     // sources that disagree do not flip it back and forth.
-    auto disabled = store.disabled_elsewhere(source.name);
-    if (!disabled) {
-        return std::unexpected(disabled.error());
-    }
+    const auto* disabled = &state.disabled;
     for (const auto& [email, stated] : desired.active) {
         bool active = stated && !disabled->contains(email);
         auto now = active_now.find(email);
@@ -506,6 +522,8 @@ directory::Expected<Plan> make_plan(const directory::Store& store, const mapping
     }
     return plan;
 }
+
+}  // namespace detail
 
 json to_json(const Change& change) {
     json out{{"kind", to_string(change.kind)}};

@@ -7,6 +7,7 @@
 
 #include <map>
 #include <nlohmann/json_fwd.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +33,29 @@ struct SourceData {
     // Set by a connector whose read was cut short (size or time limit,
     // partial results, an unreachable referral): why. Such data is never
     // applied, since what is missing would read as deleted.
+    std::string incomplete;
+    // The connector's resume point after this read (a syncrepl cookie, a
+    // highest uSNChanged). Stored with the mirror only when the run is
+    // applied, in the same transaction; a blocked or failed run leaves the
+    // stored cursor as it was. An applied full read without one clears the
+    // stored cursor (it no longer describes the mirror).
+    std::optional<std::string> cursor;
+};
+
+// What changed in a source since its stored cursor: records that are new or
+// changed (each replaces the mirrored record with its external id, a group
+// with its whole member list) and the external ids of records that are
+// gone. An id may not be both upserted and removed.
+struct SourceDelta {
+    std::vector<directory::SourceUser> upsert_users;
+    std::vector<std::string> removed_user_ids;
+    std::vector<directory::SourceGroup> upsert_groups;
+    std::vector<std::string> removed_group_ids;
+    // The resume point after this delta; stored with the patched mirror when
+    // the run is applied. nullopt keeps the stored cursor.
+    std::optional<std::string> cursor;
+    // As SourceData::incomplete: set when the read was cut short; the run
+    // then fails and changes nothing.
     std::string incomplete;
 };
 
@@ -108,6 +132,20 @@ struct Plan {
 // The plan for `source` from `data`. Reads the store; writes nothing.
 directory::Expected<Plan> make_plan(const directory::Store& store, const mapping::Mapping& mapping,
                                     const SourceSpec& source, const SourceData& data);
+
+// The plan for the source's stored mirror patched with `delta`: the changes
+// make_plan would give for that whole mirror, computed only for the records
+// the delta affects (its users, the old and new members of its groups, the
+// users who share an address with those) and read from the store for those
+// records only, so it costs time in proportion to the delta. It equals the
+// full plan when the store is as the last run of this source left it and
+// the mapping has not changed since; after a mapping change, run a full
+// sync. The summary's mapped/unmapped/invalid counts are of the affected
+// users; mirror_users is the patched mirror's size. invalid_argument when
+// an id is both upserted and removed, or empty.
+directory::Expected<Plan> make_delta_plan(const directory::Store& store,
+                                          const mapping::Mapping& mapping, const SourceSpec& source,
+                                          const SourceDelta& delta);
 
 // The plan as an admin reads it: one line per change, then held changes
 // with their reasons, then counts.

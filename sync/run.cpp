@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <ctime>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
@@ -191,7 +192,7 @@ nlohmann::json summary_json(const Plan& plan) {
 constexpr std::size_t k_recorded_changes = 1000;
 
 SyncRun record(const Plan& plan, const std::string& started, const std::string& result,
-               const std::string& message) {
+               const std::string& message, std::string_view kind) {
     Plan shown;
     shown.source = plan.source;
     shown.held = plan.held;
@@ -202,8 +203,15 @@ SyncRun record(const Plan& plan, const std::string& started, const std::string& 
                          plan.changes.begin() + static_cast<std::ptrdiff_t>(count));
     nlohmann::json recorded = to_json(shown);
     recorded["changes_total"] = plan.changes.size();
-    return SyncRun{
-        0, plan.source, started, "", result, message, summary_json(plan).dump(), recorded.dump()};
+    return SyncRun{0,
+                   plan.source,
+                   started,
+                   "",
+                   result,
+                   message,
+                   summary_json(plan).dump(),
+                   recorded.dump(),
+                   std::string(kind)};
 }
 
 }  // namespace
@@ -267,11 +275,9 @@ Expected<void> resolve_holds(Store& store, const mapping::Mapping& mapping,
     return {};
 }
 
-}  // namespace
-
-Expected<Plan> prepare_plan(Store& store, const mapping::Mapping& mapping, const SourceSpec& source,
-                            const SourceData& data) {
-    auto plan = make_plan(store, mapping, source, data);
+// The plan with every project that would lose its last admin settled.
+Expected<Plan> settle(Store& store, const mapping::Mapping& mapping, const SourceSpec& source,
+                      Expected<Plan> plan) {
     if (!plan) {
         return plan;
     }
@@ -289,6 +295,137 @@ Expected<Plan> prepare_plan(Store& store, const mapping::Mapping& mapping, const
         return std::unexpected(resolved.error());
     }
     return plan;
+}
+
+using MirrorWrite = std::function<Expected<void>(Transaction&)>;
+
+// Guards and applies `plan`: the deletion guard, then one transaction that
+// runs `write_mirror` (when set), applies the changes and records the run;
+// when the store refuses because a project would lose its last admin, the
+// plan is settled with dry runs and applied again. Blocked and failed runs
+// are recorded and change nothing else.
+Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const SourceSpec& source,
+                            Plan plan, const std::string& started, std::string_view kind,
+                            const MirrorWrite& write_mirror, const RunOptions& options) {
+    auto finish = [&](RunResult result) -> Expected<RunResult> {
+        auto recorded = store.write(source.name, [&](Transaction& tx) {
+            return tx.record_sync_run(
+                record(result.plan, started, result.result, result.message, kind));
+        });
+        if (!recorded) {
+            return std::unexpected(recorded.error());
+        }
+        return result;
+    };
+    auto apply = [&]() {
+        return store.write(source.name, [&](Transaction& tx) -> Expected<void> {
+            if (write_mirror) {
+                if (auto written = write_mirror(tx); !written) {
+                    return written;
+                }
+            }
+            if (auto done = apply_changes(tx, mapping, source.name, plan.changes); !done) {
+                return done;
+            }
+            return tx.record_sync_run(record(plan, started, "applied", "", kind));
+        });
+    };
+    std::optional<Error> refused;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        if (attempt == 1) {
+            if (auto resolved = resolve_holds(store, mapping, source, plan, refused); !resolved) {
+                return std::unexpected(resolved.error());
+            }
+            if (!plan.problem.empty()) {
+                return finish(RunResult{"failed", plan.problem, std::move(plan)});
+            }
+        }
+        if (auto blocked = deletion_guard(plan, mapping); blocked && !options.force) {
+            return finish(RunResult{"blocked", *blocked, std::move(plan)});
+        }
+        auto applied = apply();
+        if (applied) {
+            return RunResult{"applied", "", std::move(plan)};
+        }
+        refused = applied.error();
+        if (refused->code != ErrorCode::last_project_admin) {
+            break;
+        }
+    }
+    return finish(RunResult{"failed", refused->message, std::move(plan)});
+}
+
+// Makes the stored mirror match `delta` and stores its cursor.
+Expected<void> patch_mirror(Transaction& tx, const std::string& source, const SourceDelta& delta) {
+    for (const auto& user : delta.upsert_users) {
+        SourceUser stored = user;
+        stored.source = source;
+        if (auto put = tx.put_source_user(stored); !put) {
+            return put;
+        }
+    }
+    for (const auto& id : delta.removed_user_ids) {
+        if (auto gone = tx.delete_source_user(source, id); !gone) {
+            return gone;
+        }
+    }
+    for (const auto& group : delta.upsert_groups) {
+        SourceGroup stored = group;
+        stored.source = source;
+        if (auto put = tx.put_source_group(stored); !put) {
+            return put;
+        }
+    }
+    for (const auto& id : delta.removed_group_ids) {
+        if (auto gone = tx.delete_source_group(source, id); !gone) {
+            return gone;
+        }
+    }
+    if (delta.cursor) {
+        return tx.set_source_cursor(source, *delta.cursor);
+    }
+    return {};
+}
+
+}  // namespace
+
+Expected<Plan> prepare_plan(Store& store, const mapping::Mapping& mapping, const SourceSpec& source,
+                            const SourceData& data) {
+    return settle(store, mapping, source, make_plan(store, mapping, source, data));
+}
+
+Expected<Plan> prepare_delta_plan(Store& store, const mapping::Mapping& mapping,
+                                  const SourceSpec& source, const SourceDelta& delta) {
+    return settle(store, mapping, source, make_delta_plan(store, mapping, source, delta));
+}
+
+Expected<RunResult> run_sync_delta(Store& store, const mapping::Mapping& mapping,
+                                   const SourceSpec& source, const SourceDelta& delta,
+                                   const RunOptions& options) {
+    std::string started = now_utc();
+    if (!delta.incomplete.empty()) {
+        Plan plan;
+        plan.source = source.name;
+        RunResult result{"failed",
+                         fmt::format("{} returned an incomplete delta ({}); nothing was changed",
+                                     source.name, delta.incomplete),
+                         std::move(plan)};
+        auto recorded = store.write(source.name, [&](Transaction& tx) {
+            return tx.record_sync_run(
+                record(result.plan, started, result.result, result.message, "delta"));
+        });
+        if (!recorded) {
+            return std::unexpected(recorded.error());
+        }
+        return result;
+    }
+    auto plan = make_delta_plan(store, mapping, source, delta);
+    if (!plan) {
+        return std::unexpected(plan.error());
+    }
+    return execute(
+        store, mapping, source, std::move(*plan), started, "delta",
+        [&](Transaction& tx) { return patch_mirror(tx, source.name, delta); }, options);
 }
 
 std::optional<std::string> deletion_guard(const Plan& plan, const mapping::Mapping& mapping) {
@@ -352,7 +489,8 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
 
     auto finish = [&](RunResult result) -> Expected<RunResult> {
         auto recorded = store.write(source.name, [&](Transaction& tx) {
-            return tx.record_sync_run(record(result.plan, started, result.result, result.message));
+            return tx.record_sync_run(
+                record(result.plan, started, result.result, result.message, "full"));
         });
         if (!recorded) {
             return std::unexpected(recorded.error());
@@ -385,42 +523,18 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
     if (!plan) {
         return std::unexpected(plan.error());
     }
-    auto apply = [&]() {
-        return store.write(source.name, [&](Transaction& tx) -> Expected<void> {
-            if (fetched) {
-                if (auto replaced = replace_mirror(tx, source.name, *mirror, *fetched); !replaced) {
-                    return replaced;
-                }
+    MirrorWrite write_mirror;
+    if (fetched) {
+        write_mirror = [&](Transaction& tx) -> Expected<void> {
+            if (auto replaced = replace_mirror(tx, source.name, *mirror, *fetched); !replaced) {
+                return replaced;
             }
-            if (auto done = apply_changes(tx, mapping, source.name, plan->changes); !done) {
-                return done;
-            }
-            return tx.record_sync_run(record(*plan, started, "applied", ""));
-        });
-    };
-    std::optional<Error> refused;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        if (attempt == 1) {
-            if (auto resolved = resolve_holds(store, mapping, source, *plan, refused); !resolved) {
-                return std::unexpected(resolved.error());
-            }
-            if (!plan->problem.empty()) {
-                return finish(RunResult{"failed", plan->problem, std::move(*plan)});
-            }
-        }
-        if (auto blocked = deletion_guard(*plan, mapping); blocked && !options.force) {
-            return finish(RunResult{"blocked", *blocked, std::move(*plan)});
-        }
-        auto applied = apply();
-        if (applied) {
-            return RunResult{"applied", "", std::move(*plan)};
-        }
-        refused = applied.error();
-        if (refused->code != ErrorCode::last_project_admin) {
-            break;
-        }
+            // A full read without a resume point invalidates the old one.
+            return tx.set_source_cursor(source.name, fetched->cursor);
+        };
     }
-    return finish(RunResult{"failed", refused->message, std::move(*plan)});
+    return execute(store, mapping, source, std::move(*plan), started, "full", write_mirror,
+                   options);
 }
 
 }  // namespace orgsync::sync

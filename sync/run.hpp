@@ -20,6 +20,11 @@ namespace orgsync::sync {
 directory::Expected<Plan> prepare_plan(directory::Store& store, const mapping::Mapping& mapping,
                                        const SourceSpec& source, const SourceData& data);
 
+// prepare_plan for a delta (make_delta_plan), with holds settled the same way.
+directory::Expected<Plan> prepare_delta_plan(directory::Store& store,
+                                             const mapping::Mapping& mapping,
+                                             const SourceSpec& source, const SourceDelta& delta);
+
 // The source's mirror as stored.
 directory::Expected<SourceData> stored_mirror(const directory::Store& store,
                                               std::string_view source);
@@ -45,9 +50,22 @@ struct RunResult {
 // has some, fails the run and changes nothing (an outage must never empty an
 // org). Every run is recorded
 // (Store::sync_runs); only an applied run changes org state.
+// An applied run with `fetched` also stores fetched->cursor (or clears the
+// stored one), in the same transaction; a run from the stored mirror leaves
+// the cursor alone.
 directory::Expected<RunResult> run_sync(directory::Store& store, const mapping::Mapping& mapping,
                                         const SourceSpec& source,
                                         const std::optional<SourceData>& fetched,
                                         const RunOptions& options);
+
+// One incremental run: the plan of make_delta_plan, guarded like run_sync
+// (an incomplete delta fails the run; the deletion guard applies), then one
+// transaction patches the mirror with `delta`, applies the changes, stores
+// delta.cursor (when set) and records the run as kind "delta". A blocked or
+// failed run changes nothing but its record, and leaves the cursor as it was.
+directory::Expected<RunResult> run_sync_delta(directory::Store& store,
+                                              const mapping::Mapping& mapping,
+                                              const SourceSpec& source, const SourceDelta& delta,
+                                              const RunOptions& options);
 
 }  // namespace orgsync::sync

@@ -100,6 +100,23 @@ TEST_F(SchemaTest, OlderFileIsMigratedAndKeepsItsData) {
     EXPECT_EQ((*store)->list_source_users("corp")->size(), 1u);
 }
 
+TEST_F(SchemaTest, MirroredUsersOfAnOlderFileAreFoundByTheirCanonicalAddress) {
+    create_at_version(3);
+    {
+        SQLite::Database db(m_path.string(), SQLite::OPEN_READWRITE);
+        db.exec(
+            "INSERT INTO source_users (source, external_id, email) VALUES ('corp', 'u1', "
+            "'Bob@ACME.com'), ('corp', 'u2', 'not an address')");
+    }
+    auto store = Store::open(m_path);
+    ASSERT_TRUE(store) << store.error().message;
+    auto found = (*store)->source_users_with_email("corp", {"Bob@acme.com"});
+    ASSERT_TRUE(found) << found.error().message;
+    ASSERT_EQ(found->size(), 1u);
+    EXPECT_EQ((*found)[0].external_id, "u1");
+    EXPECT_EQ((*store)->source_cursor("corp").value(), std::nullopt);
+}
+
 TEST_F(SchemaTest, NewerFileIsRefusedAndLeftAlone) {
     create_at_version(Store::latest_schema_version());
     {
