@@ -1,12 +1,19 @@
 #include "connectors/ldap/connection.hpp"
 
 #include <fmt/format.h>
+#include <netdb.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <cerrno>
+#include <csignal>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 namespace orgsync::ldap {
@@ -149,6 +156,42 @@ ServerFeatures read_root_dse(LDAP* ld, std::chrono::seconds timeout) {
     return features;
 }
 
+// Whether a TCP connection to the host and port of `uri` succeeds.
+bool accepts_tcp(const std::string& uri, std::chrono::seconds timeout) {
+    LDAPURLDesc* parsed = nullptr;
+    if (ldap_url_parse(uri.c_str(), &parsed) != LDAP_URL_SUCCESS) {
+        return false;
+    }
+    const std::string host = parsed->lud_host != nullptr ? parsed->lud_host : "";
+    const std::string port = std::to_string(parsed->lud_port != 0 ? parsed->lud_port : 636);
+    ldap_free_urldesc(parsed);
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) {
+        return false;
+    }
+    bool ok = false;
+    for (addrinfo* at = found; at != nullptr && !ok; at = at->ai_next) {
+        const int fd = socket(at->ai_family, at->ai_socktype | SOCK_NONBLOCK, at->ai_protocol);
+        if (fd < 0) {
+            continue;
+        }
+        if (connect(fd, at->ai_addr, at->ai_addrlen) == 0) {
+            ok = true;
+        } else if (errno == EINPROGRESS) {
+            pollfd waiting{.fd = fd, .events = POLLOUT, .revents = 0};
+            int error = 0;
+            socklen_t length = sizeof error;
+            ok = poll(&waiting, 1, static_cast<int>(timeout.count() * 1000)) == 1 &&
+                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length) == 0 && error == 0;
+        }
+        close(fd);
+    }
+    freeaddrinfo(found);
+    return ok;
+}
+
 // One attempt at one URI: initialise, TLS, bind.
 Result<LDAP*> connect_one(const std::string& uri, const LdapSourceConfig& config,
                           std::string_view password) {
@@ -198,10 +241,18 @@ Result<LDAP*> connect_one(const std::string& uri, const LdapSourceConfig& config
                                     LDAP_SASL_SIMPLE, &credentials, nullptr, nullptr, nullptr);
     if (rc != LDAP_SUCCESS) {
         FailureKind kind = kind_of(rc);
-        const std::string detail = diagnostic(ld);
+        std::string detail = diagnostic(ld);
+        // libldap reports a failed TLS handshake on ldaps:// as "can't
+        // contact": when the port does accept connections, the handshake
+        // (most often the certificate check) is what failed.
         if (rc == LDAP_SERVER_DOWN && uri.starts_with("ldaps://") &&
-            detail.find("certificate") != std::string::npos) {
+            accepts_tcp(uri, config.timeout)) {
             kind = FailureKind::tls;
+            if (detail.empty()) {
+                detail =
+                    "the server accepts connections but the TLS handshake failed (is its "
+                    "certificate signed by a CA in ca_file?)";
+            }
         }
         if (kind == FailureKind::rejected) {
             kind = FailureKind::bind_failed;
@@ -282,6 +333,10 @@ Result<Connection> Connection::open(const LdapSourceConfig& config, std::string_
             "certificate is not checked, so anyone on the path can read the bind password\"",
             fmt::join(config.uris, ","));
     }
+    // A server that drops the connection must fail the read, not kill the
+    // process: libldap writes to its sockets without MSG_NOSIGNAL.
+    static std::once_flag ignore_sigpipe;
+    std::call_once(ignore_sigpipe, [] { std::signal(SIGPIPE, SIG_IGN); });
     Failure last{FailureKind::unreachable, "no URI configured"};
     auto backoff = std::chrono::milliseconds(250);
     for (int round = 0; round < std::max(rounds, 1); ++round) {
@@ -297,9 +352,14 @@ Result<Connection> Connection::open(const LdapSourceConfig& config, std::string_
             last = connected.error();
             spdlog::warn("event=ldap_connect_failed uri={} kind={} message=\"{}\"", uri,
                          to_string(last.kind), last.message);
-            if (last.kind == FailureKind::bind_failed) {
+            // Wrong credentials or local files fail the same way on every
+            // server.
+            if (last.kind == FailureKind::bind_failed || last.kind == FailureKind::local) {
                 return std::unexpected(last);
             }
+        }
+        if (last.kind == FailureKind::tls) {
+            break;  // a certificate problem does not go away by waiting
         }
     }
     return std::unexpected(last);

@@ -115,8 +115,23 @@ Result<Incremental> content_changes_to_delta(const Store& store, const LdapSourc
                            "the directory no longer has the changes since the "
                            "last run"};
     }
-    if (!groups->changed.empty() || !groups->deleted.empty()) {
+    if (!groups->changed.empty()) {
         return Incremental{std::nullopt, "groups changed"};
+    }
+    if (!groups->deleted.empty()) {
+        // syncprov reports every deletion since the cookie, whatever its
+        // base: only a deleted group counts here.
+        auto stored_groups = store.list_source_groups(source);
+        if (!stored_groups) {
+            return failure(FailureKind::local, stored_groups.error().message);
+        }
+        const std::unordered_set<std::string> deleted(groups->deleted.begin(),
+                                                      groups->deleted.end());
+        if (std::ranges::any_of(*stored_groups, [&](const auto& group) {
+                return deleted.contains(group.external_id);
+            })) {
+            return Incremental{std::nullopt, "groups changed"};
+        }
     }
     std::unordered_set<std::string> stored_ids;
     const bool need_stored = users->present_phase || groups->present_phase;
@@ -180,14 +195,23 @@ Result<Incremental> content_sync_read(Connection& connection, const Store& store
                                       const LdapSourceConfig& config, std::string_view source,
                                       const Cursor& cursor, ReadStats& stats) {
     const EntryMapper mapper(config, std::string(source));
+    // Content sync searches cannot be paged: more changes than the server's
+    // size limit are read in full, with paging, instead.
+    const Incremental too_many{std::nullopt, "more changes than the server's size limit"};
     auto users =
         refresh_changes(connection, user_request(config, mapper, config.user_filter), cursor.users);
     if (!users) {
+        if (users.error().kind == FailureKind::size_limit) {
+            return too_many;
+        }
         return std::unexpected(users.error());
     }
     auto groups = refresh_changes(connection, group_request(config, mapper, config.group_filter),
                                   cursor.groups);
     if (!groups) {
+        if (groups.error().kind == FailureKind::size_limit) {
+            return too_many;
+        }
         return std::unexpected(groups.error());
     }
     return content_changes_to_delta(store, config, source, &*users, &*groups, cursor, stats);
