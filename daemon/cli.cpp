@@ -1,6 +1,8 @@
 #include "daemon/cli.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <filesystem>
@@ -305,6 +307,14 @@ int authorize(const fs::path& file, const AuthorizeOptions& options, std::ostrea
 }  // namespace
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+    // Log lines (`event=… key=value`) go to standard error; standard output
+    // carries only the command's answer.
+    static const auto logger = [] {
+        auto created = spdlog::stderr_logger_mt("orgsyncd");
+        created->set_pattern("%Y-%m-%dT%H:%M:%S%z %l %v");
+        spdlog::set_default_logger(created);
+        return created;
+    }();
     CLI::App app{"orgsyncd keeps organizations in step with identity systems", "orgsyncd"};
     app.require_subcommand(1);
 
