@@ -7,14 +7,17 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "connectors/ldap/ldap_source.hpp"
+#include "connectors/ldap/live_sync.hpp"
 #include "directory/policy.hpp"
 #include "directory/store.hpp"
 #include "mapping/mapping.hpp"
@@ -678,6 +681,71 @@ TEST_F(LdapSync, StartTlsAndLdapsWithTheRightCaOnly) {
         EXPECT_NE(refused->run.message.find("tls"), std::string::npos) << refused->run.message;
     }
     EXPECT_EQ(mirrored_emails().size(), 3U);
+}
+
+// ---- live mode ------------------------------------------------------------------
+
+TEST_F(LdapSync, LiveModeAppliesChangesAsTheyHappen) {
+    start();
+    add_users(*m_slapd, numbered_users(10, 1));
+    m_slapd->add(
+        group_ldif(*m_slapd, "admins", "groupOfNames", "member", {user_dn(*m_slapd, "user1")}));
+    m_config.live = true;
+
+    std::mutex mutex;
+    std::condition_variable ran;
+    std::vector<LdapSyncReport> runs;
+    LiveSync live(*m_store, m_mapping, k_spec, m_config, [&](const LdapSyncReport& report) {
+        const std::lock_guard lock(mutex);
+        runs.push_back(report);
+        ran.notify_all();
+    });
+    live.start();
+    const auto wait_for_runs = [&](std::size_t count) {
+        std::unique_lock lock(mutex);
+        return ran.wait_for(lock, std::chrono::seconds(10), [&] { return runs.size() >= count; });
+    };
+    ASSERT_TRUE(wait_for_runs(1));
+    EXPECT_EQ(runs.at(0).mode, "full");
+    EXPECT_EQ(members().size(), 11U);
+    // Let the persistent searches finish their refresh before changing.
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+    // A user change reaches the store as an incremental run, well within
+    // the next interval; the time it took is reported by the benchmark.
+    const auto changed_at = std::chrono::steady_clock::now();
+    m_slapd->modify("dn: " + user_dn(*m_slapd, "user4") +
+                    "\nchangetype: modify\nreplace: mail\nmail: four@acme.com\n\n");
+    ASSERT_TRUE(wait_for_runs(2));
+    const auto latency = std::chrono::steady_clock::now() - changed_at;
+    EXPECT_LT(latency, std::chrono::seconds(5));
+    {
+        const std::lock_guard lock(mutex);
+        EXPECT_EQ(runs.at(1).mode, "incremental");
+        EXPECT_EQ(runs.at(1).run.result, "applied") << runs.at(1).run.message;
+    }
+    EXPECT_TRUE(members().contains("four@acme.com"));
+
+    // A group change: a full read, then listening goes on.
+    m_slapd->modify("dn: " + group_dn(*m_slapd, "admins") +
+                    "\nchangetype: modify\nadd: member\nmember: " + user_dn(*m_slapd, "user2") +
+                    "\n\n");
+    ASSERT_TRUE(wait_for_runs(3));
+    EXPECT_EQ(members().at("user2@acme.com"), OrgRole::admin);
+    m_slapd->modify("dn: " + user_dn(*m_slapd, "user5") + "\nchangetype: delete\n\n");
+    ASSERT_TRUE(wait_for_runs(4));
+    EXPECT_FALSE(members().contains("user5@acme.com"));
+
+    // The server goes away and comes back: live mode reconnects.
+    m_slapd->kill();
+    m_slapd->restart();
+    add_users(*m_slapd, numbered_users(1, 50));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+    while (!members().contains("user50@acme.com") && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(members().contains("user50@acme.com"));
+    live.stop();
 }
 
 }  // namespace
