@@ -1,12 +1,15 @@
 #include "daemon/cli.hpp"
 
 #include <fmt/format.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <ostream>
 
+#include "connectors/ldap/ldap_source.hpp"
 #include "daemon/config.hpp"
 #include "directory/policy.hpp"
 #include "directory/store.hpp"
@@ -82,7 +85,15 @@ struct SyncOptions {
     std::string source;
     bool json = false;
     bool force = false;
+    bool full = false;
+    bool from_mirror = false;  // re-derive from stored mirrors, contacting no source
 };
+
+// The LDAP settings of `source`, or nullptr for other types.
+const ldap::LdapSourceConfig* ldap_settings(const Config& config, const std::string& source) {
+    const SourceConfig* found = config.find_source(source);
+    return found == nullptr ? nullptr : std::get_if<ldap::LdapSourceConfig>(&found->settings);
+}
 
 // The sources a plan or sync covers: the one named, or every configured
 // source; with none configured, the mapping alone (orgs, projects, datasets).
@@ -148,7 +159,23 @@ int plan(const fs::path& file, const SyncOptions& options, std::ostream& out, st
     }
     nlohmann::json plans = nlohmann::json::array();
     for (const auto& source : context->sources) {
-        auto mirror = sync::stored_mirror(**store, source.name);
+        // A directory is read as it is now; other sources plan from their
+        // stored mirror (what they pushed last).
+        directory::Expected<sync::SourceData> mirror;
+        const auto* ldap =
+            options.from_mirror ? nullptr : ldap_settings(context->config, source.name);
+        if (ldap != nullptr) {
+            ldap::ReadStats stats;
+            auto read = ldap::read_source(*ldap, source.name, stats);
+            if (!read) {
+                err << fmt::format("orgsyncd: {}: {}: {}\n", source.name,
+                                   ldap::to_string(read.error().kind), read.error().message);
+                return k_exit_negative;
+            }
+            mirror = std::move(*read);
+        } else {
+            mirror = sync::stored_mirror(**store, source.name);
+        }
         if (!mirror) {
             err << "orgsyncd: " << mirror.error().message << '\n';
             return k_exit_error;
@@ -189,13 +216,31 @@ int run_sync(const fs::path& file, const SyncOptions& options, std::ostream& out
     }
     int status = k_exit_ok;
     for (const auto& source : context->sources) {
-        auto result = sync::run_sync(**store, context->mapping, source, std::nullopt,
-                                     sync::RunOptions{options.force});
+        // A directory is read (fully, or what changed since the last run);
+        // other sources re-derive from their stored mirror.
+        std::string mode;
+        directory::Expected<sync::RunResult> result;
+        const auto* ldap =
+            options.from_mirror ? nullptr : ldap_settings(context->config, source.name);
+        if (ldap != nullptr) {
+            auto report = ldap::sync_ldap_source(
+                **store, context->mapping, source, *ldap,
+                ldap::LdapSyncOptions{.force = options.force, .full = options.full});
+            if (report) {
+                mode = fmt::format(" ({})", report->mode);
+                result = std::move(report->run);
+            } else {
+                result = std::unexpected(report.error());
+            }
+        } else {
+            result = sync::run_sync(**store, context->mapping, source, std::nullopt,
+                                    sync::RunOptions{options.force});
+        }
         if (!result) {
             err << "orgsyncd: " << source.name << ": " << result.error().message << '\n';
             return k_exit_error;
         }
-        out << fmt::format("{}: {}, {} change{}, {} held", source.name, result->result,
+        out << fmt::format("{}: {}{}, {} change{}, {} held", source.name, result->result, mode,
                            result->plan.changes.size(), result->plan.changes.size() == 1 ? "" : "s",
                            result->plan.held.size());
         if (!result->message.empty()) {
@@ -262,6 +307,14 @@ int authorize(const fs::path& file, const AuthorizeOptions& options, std::ostrea
 }  // namespace
 
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
+    // Log lines (`event=… key=value`) go to standard error; standard output
+    // carries only the command's answer.
+    static const auto logger = [] {
+        auto created = spdlog::stderr_logger_mt("orgsyncd");
+        created->set_pattern("%Y-%m-%dT%H:%M:%S%z %l %v");
+        spdlog::set_default_logger(created);
+        return created;
+    }();
     CLI::App app{"orgsyncd keeps organizations in step with identity systems", "orgsyncd"};
     app.require_subcommand(1);
 
@@ -287,12 +340,19 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     auto* planned = app.add_subcommand("plan", "Show what a sync would change, changing nothing");
     planned->add_option("-c,--config", config_file, "Daemon configuration file")->required();
     planned->add_option("--source", plan_options.source, "Only this source");
+    planned->add_flag("--from-mirror", plan_options.from_mirror,
+                      "Plan from the stored mirrors without contacting any source");
     planned->add_flag("--json", plan_options.json, "Print the plan as JSON");
 
     SyncOptions sync_options;
     auto* synced = app.add_subcommand("sync", "Run one sync of every source (or one), then exit");
     synced->add_option("-c,--config", config_file, "Daemon configuration file")->required();
     synced->add_option("--source", sync_options.source, "Only this source");
+    synced->add_flag("--from-mirror", sync_options.from_mirror,
+                     "Re-derive from the stored mirrors without contacting any source (after a "
+                     "mapping change)");
+    synced->add_flag("--full", sync_options.full,
+                     "Read directories in full even when only changes could be read");
     synced->add_flag("--force", sync_options.force, "Apply a plan the deletion guard blocks");
 
     try {

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <map>
 #include <span>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "config/toml_schema.hpp"
+#include "connectors/ldap/dn.hpp"
 #include "directory/model.hpp"
 
 namespace orgsync::daemon {
@@ -85,6 +87,34 @@ Problem check_ldap_uri(std::string_view value) {
         return std::nullopt;
     }
     return "must be an ldap:// or ldaps:// URI";
+}
+
+Problem check_dn(std::string_view value) {
+    if (ldap::normalize_dn(value)) {
+        return std::nullopt;
+    }
+    return "must be a distinguished name (RFC 4514), e.g. \"ou=people,dc=example,dc=com\"";
+}
+
+Problem check_filter(std::string_view value) {
+    if (ldap::is_valid_filter(value)) {
+        return std::nullopt;
+    }
+    return "must be an LDAP search filter in parentheses (RFC 4515), e.g. "
+           "\"(objectClass=inetOrgPerson)\"; escape *, (, ) and \\ in values as \\2a, \\28, "
+           "\\29, \\5c";
+}
+
+Problem check_attribute_name(std::string_view value) {
+    const bool ok = !value.empty() && value.size() <= 128 &&
+                    std::isalpha(static_cast<unsigned char>(value.front())) &&
+                    std::ranges::all_of(value, [](char c) {
+                        return std::isalnum(static_cast<unsigned char>(c)) || c == '-';
+                    });
+    if (ok) {
+        return std::nullopt;
+    }
+    return "must be an attribute name (a letter, then letters, digits and \"-\")";
 }
 
 Problem check_http_url(std::string_view value) {
@@ -189,32 +219,61 @@ constexpr Option<LdapSourceConfig> k_ldap_options[] = {
     {.key = "ca_file", .kind = Kind::path, .field = &LdapSourceConfig::ca_file},
     {.key = "client_cert_file", .kind = Kind::path, .field = &LdapSourceConfig::client_cert_file},
     {.key = "client_key_file", .kind = Kind::path, .field = &LdapSourceConfig::client_key_file},
-    {.key = "bind_dn", .kind = Kind::string, .field = &LdapSourceConfig::bind_dn},
+    {.key = "bind_dn",
+     .kind = Kind::string,
+     .field = &LdapSourceConfig::bind_dn,
+     .check = check_dn},
     {.key = "bind_password_file",
      .kind = Kind::path,
      .field = &LdapSourceConfig::bind_password_file},
     {.key = "user_base",
      .kind = Kind::string,
      .field = &LdapSourceConfig::user_base,
-     .required = true},
+     .required = true,
+     .check = check_dn},
     {.key = "user_filter",
      .kind = Kind::string,
      .field = &LdapSourceConfig::user_filter,
-     .fallback = "(objectClass=inetOrgPerson)"},
-    {.key = "group_base", .kind = Kind::string, .field = &LdapSourceConfig::group_base},
+     .fallback = "(objectClass=inetOrgPerson)",
+     .check = check_filter},
+    {.key = "group_base",
+     .kind = Kind::string,
+     .field = &LdapSourceConfig::group_base,
+     .check = check_dn},
     {.key = "group_filter",
      .kind = Kind::string,
      .field = &LdapSourceConfig::group_filter,
-     .fallback = "(objectClass=groupOfNames)"},
+     .fallback = "(objectClass=groupOfNames)",
+     .check = check_filter},
     {.key = "group_member_attribute",
      .kind = Kind::enumeration,
      .field = &LdapSourceConfig::group_member_attribute,
      .fallback = "member",
      .choices = k_member_attributes},
+    {.key = "member_uid_attribute",
+     .kind = Kind::string,
+     .field = &LdapSourceConfig::member_uid_attribute,
+     .fallback = "uid",
+     .check = check_attribute_name},
     {.key = "email_attribute",
      .kind = Kind::string,
      .field = &LdapSourceConfig::email_attribute,
-     .fallback = "mail"},
+     .fallback = "mail",
+     .check = check_attribute_name},
+    {.key = "nested_groups",
+     .kind = Kind::boolean,
+     .field = &LdapSourceConfig::nested_groups,
+     .fallback = "true"},
+    {.key = "ignore_referrals",
+     .kind = Kind::boolean,
+     .field = &LdapSourceConfig::ignore_referrals,
+     .fallback = "false"},
+    {.key = "live", .kind = Kind::boolean, .field = &LdapSourceConfig::live, .fallback = "false"},
+    {.key = "full_sync_interval",
+     .kind = Kind::duration,
+     .field = &LdapSourceConfig::full_sync_interval,
+     .fallback = "24h",
+     .limits = {.min = 60, .max = 30 * 24 * 3600}},
     {.key = "interval",
      .kind = Kind::duration,
      .field = &LdapSourceConfig::interval,
@@ -297,6 +356,11 @@ void check_ldap(Reader& reader, const LdapSourceConfig& ldap, const KeyPositions
         reader.error(positions.at("start_tls"),
                      key_label("start_tls", where) +
                          ": cannot be used with ldaps:// URIs, which are encrypted already");
+    }
+    if (ldap.live && ldap.flavor != LdapFlavor::openldap) {
+        reader.error(positions.at("live"),
+                     key_label("live", where) +
+                         ": needs flavor \"openldap\" (RFC 4533 content synchronisation)");
     }
 }
 
@@ -396,28 +460,6 @@ Config read_config(Reader& reader, const toml::table& root, const fs::path& file
 }
 
 }  // namespace
-
-std::string_view to_string(LdapFlavor flavor) {
-    switch (flavor) {
-        case LdapFlavor::openldap:
-            return "openldap";
-        case LdapFlavor::active_directory:
-            return "ad";
-        case LdapFlavor::ds389:
-            return "389ds";
-    }
-    return "openldap";
-}
-
-std::optional<LdapFlavor> parse_ldap_flavor(std::string_view text) {
-    for (const LdapFlavor flavor :
-         {LdapFlavor::openldap, LdapFlavor::active_directory, LdapFlavor::ds389}) {
-        if (to_string(flavor) == text) {
-            return flavor;
-        }
-    }
-    return std::nullopt;
-}
 
 const SourceConfig* Config::find_source(std::string_view name) const {
     const auto it = std::ranges::find(sources, name, &SourceConfig::name);

@@ -25,6 +25,7 @@
 
 #include "config/config_error.hpp"
 #include "config/duration.hpp"
+#include "connectors/ldap/source_config.hpp"
 
 namespace orgsync::daemon {
 
@@ -33,37 +34,10 @@ namespace orgsync::daemon {
 // echoed back.
 using config::ConfigError;
 
-// The directory server implementation; it decides which attributes identify
-// users (entryUUID, objectGUID, nsUniqueId) and which controls are used.
-enum class LdapFlavor : std::uint8_t { openldap, active_directory, ds389 };
-
-std::string_view to_string(LdapFlavor flavor);  // "openldap" | "ad" | "389ds"
-std::optional<LdapFlavor> parse_ldap_flavor(std::string_view text);
-
-// A `[[source]]` with `type = "ldap"`. File paths are absolute after loading;
-// an empty path means the key was not set.
-struct LdapSourceConfig {
-    LdapFlavor flavor = LdapFlavor::openldap;
-    std::vector<std::string> uris;  // key "uri": at least one, tried in order
-    bool start_tls = false;
-    bool tls_verify = true;  // verify the server certificate (ldaps:// and StartTLS)
-    std::filesystem::path ca_file;
-    std::filesystem::path client_cert_file;  // with client_key_file: TLS client authentication
-    std::filesystem::path client_key_file;
-    std::string bind_dn;                       // empty: no simple bind
-    std::filesystem::path bind_password_file;  // set exactly when bind_dn is
-    std::string user_base;                     // required
-    std::string user_filter = "(objectClass=inetOrgPerson)";
-    std::string group_base;  // where group entries are searched; empty: not set
-    std::string group_filter = "(objectClass=groupOfNames)";
-    std::string group_member_attribute = "member";  // member | uniqueMember | memberUid | memberOf
-    std::string email_attribute = "mail";
-    std::chrono::seconds interval = std::chrono::minutes(15);  // 10s..7d
-    std::chrono::seconds timeout = std::chrono::seconds(30);   // per LDAP operation, 1s..10m
-    int page_size = 1000;                                      // 1..100000
-
-    bool operator==(const LdapSourceConfig&) const = default;
-};
+using ldap::LdapFlavor;
+using ldap::LdapSourceConfig;
+using ldap::parse_ldap_flavor;
+using ldap::to_string;
 
 // A `[[source]]` with `type = "scim"`: an identity provider pushing to
 // /scim/v2, bound to one org; the SCIM component reads its bearer token from

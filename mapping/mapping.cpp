@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "config/toml_schema.hpp"
+#include "connectors/ldap/dn.hpp"
 #include "directory/email.hpp"
 
 namespace orgsync::mapping {
@@ -258,6 +259,27 @@ void check_source(FileState& state, const toml::table& table, const Where& where
     }
 }
 
+// A rule's `group` for an LDAP source is a DN: it is kept in the normal
+// form the connector gives group names (connectors/ldap/dn.hpp), so
+// `CN=Admins, OU=Groups,DC=example,DC=com` in the mapping names the group the
+// directory spells `cn=admins,ou=groups,dc=example,dc=com`.
+void normalize_group(FileState& state, const toml::table& table, const Where& where,
+                     const std::string& source, std::string& group) {
+    const auto it = std::ranges::find(state.sources, source, &SourceRef::name);
+    if (it == state.sources.end() || it->type != "ldap") {
+        return;
+    }
+    if (auto normal = ldap::normalize_dn(group); normal && !normal->empty()) {
+        group = std::move(*normal);
+        return;
+    }
+    state.reader.error(*table.get("group"),
+                       key_label("group", where) +
+                           fmt::format(": source {} is an LDAP directory, so the group is named "
+                                       "by its DN, e.g. \"cn=admins,ou=groups,dc=example,dc=com\"",
+                                       quote(source)));
+}
+
 // Reports a duplicate `slug` (validly typed) among `seen` (slug -> line).
 bool check_unique_slug(Reader& reader, const toml::table& table, const Where& where,
                        std::string_view what, const std::string& slug,
@@ -334,6 +356,9 @@ void read_grant(FileState& state, const toml::table& table, const Where& where, 
         read_table(reader, table, where, k_grant_options, keys, config::k_no_other_keys);
     if (positions.contains("source")) {
         check_source(state, table, where, keys.source, org.slug);
+        if (positions.contains("group")) {
+            normalize_group(state, table, where, keys.source, keys.group);
+        }
     }
 
     GrantRule rule{.source = keys.source, .group = keys.group};
@@ -405,6 +430,9 @@ void read_org_tables(FileState& state, const toml::table& table, const OrgLabel&
             read_table(reader, element, at, k_role_options, rule, config::k_no_other_keys);
         if (positions.contains("source")) {
             check_source(state, element, at, rule.source, org.slug);
+            if (positions.contains("group")) {
+                normalize_group(state, element, at, rule.source, rule.group);
+            }
         }
         org.roles.push_back(std::move(rule));
     });

@@ -312,6 +312,33 @@ TEST(ConfigErrorTest, BadDuration) {
             R"(orgsyncd.toml:6:12: key "interval" in [[source]] "corp": expected a duration string, got an integer)"});
 }
 
+// Filters and DNs are checked when the file is loaded, so a typo (or a value
+// pasted unescaped) is reported by check-config, not by the server later.
+TEST(ConfigErrorTest, LdapFiltersAndDns) {
+    const auto error_of = [](std::string_view line) {
+        auto errors = errors_of(std::string(k_ldap_source) + std::string(line));
+        return errors.size() == 1 ? errors.front() : "(" + std::to_string(errors.size()) + ")";
+    };
+    EXPECT_EQ(error_of("user_filter = \"(uid=*)(|(uid=*)\"\n").substr(0, 75),
+              R"(orgsyncd.toml:6:15: key "user_filter" in [[source]] "corp": must be an LDAP)");
+    EXPECT_NE(error_of("group_filter = \"objectClass=group\"\n").find("RFC 4515"),
+              std::string::npos);
+    EXPECT_NE(error_of("group_base = \"groups\"\n").find("must be a distinguished name"),
+              std::string::npos);
+    EXPECT_NE(errors_of(std::string(k_ldap_source) + "bind_dn = \"cn=a,,dc=x\"\n")
+                  .front()
+                  .find("must be a distinguished name"),
+              std::string::npos);
+    EXPECT_NE(error_of("email_attribute = \"mail)(x\"\n").find("must be an attribute name"),
+              std::string::npos);
+    EXPECT_NE(error_of("flavor = \"ad\"\nlive = true\n").find("needs flavor \"openldap\""),
+              std::string::npos);
+    EXPECT_EQ(errors_of(std::string(k_ldap_source) +
+                        "user_filter = \"(&(objectClass=person)(cn=a\\\\2ab))\"\n"
+                        "full_sync_interval = \"6h\"\nnested_groups = false\n"),
+              Lines{});
+}
+
 TEST(ConfigErrorTest, PageSizeOutOfRange) {
     EXPECT_EQ(
         errors_of(std::string(k_ldap_source) + "page_size = 0\n"),

@@ -1,6 +1,7 @@
 // `orgsyncd plan` and `orgsyncd sync`, run as real processes against a real
 // store file, daemon config and mapping file. No LDAP server is contacted:
-// `sync` re-derives from the source's stored mirror, which the test writes.
+// with --from-mirror they re-derive from the source's stored mirror, which
+// the test writes (tests/connectors/ldap has the runs against a directory).
 
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -101,13 +102,13 @@ class SyncCliTest : public ::testing::Test {
     Result orgsyncd(const std::vector<std::string>& args) { return run_orgsyncd(args, m_dir); }
 
     Result plan(const std::vector<std::string>& rest = {}) {
-        std::vector<std::string> args{"plan", "-c", m_config.string()};
+        std::vector<std::string> args{"plan", "-c", m_config.string(), "--from-mirror"};
         args.insert(args.end(), rest.begin(), rest.end());
         return orgsyncd(args);
     }
 
     Result sync(const std::vector<std::string>& rest = {}) {
-        std::vector<std::string> args{"sync", "-c", m_config.string()};
+        std::vector<std::string> args{"sync", "-c", m_config.string(), "--from-mirror"};
         args.insert(args.end(), rest.begin(), rest.end());
         return orgsyncd(args);
     }

@@ -245,9 +245,10 @@ TEST(MappingErrorTest, UnknownKeys) {
               Lines{R"(mapping.toml:5:1: unknown key "slgu" in [[org]] "acme")"});
     EXPECT_EQ(acme_errors("  [[org.domain]]\n  name = \"acme.com\"\n  rol = \"admin\"\n"),
               Lines{R"(mapping.toml:7:3: unknown key "rol" in [[org.domain]] #1 of org "acme")"});
-    EXPECT_EQ(acme_errors(
-                  "[[org.role]]\nsource = \"corp\"\ngroup = \"g\"\nrole = \"member\"\nrank = 1\n"),
-              Lines{R"(mapping.toml:9:1: unknown key "rank" in [[org.role]] #1 of org "acme")"});
+    EXPECT_EQ(
+        acme_errors(
+            "[[org.role]]\nsource = \"corp\"\ngroup = \"cn=g\"\nrole = \"member\"\nrank = 1\n"),
+        Lines{R"(mapping.toml:9:1: unknown key "rank" in [[org.role]] #1 of org "acme")"});
     EXPECT_EQ(
         acme_errors("[[org.project]]\nslug = \"a\"\n[[org.project]]\nslug = \"b\"\npublic = "
                     "true\n"),
@@ -257,7 +258,7 @@ TEST(MappingErrorTest, UnknownKeys) {
         Lines{R"(mapping.toml:7:1: unknown key "project" in [[org.dataset]] #1 of org "acme")"});
     EXPECT_EQ(
         acme_errors("[[org.project]]\nslug = \"vision\"\n[[org.grant]]\nsource = \"corp\"\ngroup = "
-                    "\"g\"\nproject = \"vision\"\nlevel = \"read\"\nuser = \"x@acme.com\"\n"),
+                    "\"cn=g\"\nproject = \"vision\"\nlevel = \"read\"\nuser = \"x@acme.com\"\n"),
         Lines{R"(mapping.toml:12:1: unknown key "user" in [[org.grant]] #1 of org "acme")"});
     EXPECT_EQ(acme_errors("[org.guard]\nmax_delete = 5\n"),
               Lines{R"(mapping.toml:6:1: unknown key "max_delete" in [org.guard] of org "acme")"});
@@ -340,7 +341,7 @@ TEST(MappingErrorTest, MissingRequiredKeys) {
         Lines{
             R"(mapping.toml:5:1: missing required key "slug" in [[org.dataset]] #1 of org "acme")"});
     EXPECT_EQ(
-        acme_errors("[[org.grant]]\ngroup = \"g\"\nlevel = \"read\"\n"),
+        acme_errors("[[org.grant]]\ngroup = \"cn=g\"\nlevel = \"read\"\n"),
         (Lines{
             R"(mapping.toml:5:1: missing required key "source" in [[org.grant]] #1 of org "acme")",
             R"(mapping.toml:5:1: missing required key "project" or "dataset" in [[org.grant]] #1 of org "acme")"}));
@@ -482,19 +483,36 @@ TEST(MappingErrorTest, Roles) {
     const std::string owner_rule =
         R"(cannot be "owner": an org's owner is set by its "owner" key and changed only by transfer)";
     EXPECT_EQ(
-        acme_errors("[[org.role]]\nsource = \"corp\"\ngroup = \"g\"\nrole = \"owner\"\n"),
+        acme_errors("[[org.role]]\nsource = \"corp\"\ngroup = \"cn=g\"\nrole = \"owner\"\n"),
         Lines{R"(mapping.toml:8:8: key "role" in [[org.role]] #1 of org "acme": )" + owner_rule});
     EXPECT_EQ(
         acme_errors("[[org.domain]]\nname = \"acme.com\"\nrole = \"owner\"\n"),
         Lines{R"(mapping.toml:7:8: key "role" in [[org.domain]] #1 of org "acme": )" + owner_rule});
     EXPECT_EQ(
-        acme_errors("[[org.role]]\nsource = \"corp\"\ngroup = \"g\"\nrole = \"superuser\"\n"),
+        acme_errors("[[org.role]]\nsource = \"corp\"\ngroup = \"cn=g\"\nrole = \"superuser\"\n"),
         Lines{
             R"(mapping.toml:8:8: key "role" in [[org.role]] #1 of org "acme": must be one of: admin, member, guest)"});
     EXPECT_EQ(
         acme_errors("[[org.domain]]\nname = \"acme.com\"\nuser_type = \"employee\"\n"),
         Lines{
             R"(mapping.toml:7:13: key "user_type" in [[org.domain]] #1 of org "acme": must be one of: internal, workforce, external)"});
+}
+
+// An LDAP source's groups are DNs: rules must name one, and are kept in the
+// normal form the connector gives group names, whatever their spelling.
+TEST(MappingErrorTest, LdapRuleGroupsAreDns) {
+    EXPECT_EQ(
+        acme_errors("[[org.role]]\nsource = \"corp\"\ngroup = \"admins\"\nrole = \"admin\"\n"),
+        Lines{
+            R"(mapping.toml:7:9: key "group" in [[org.role]] #1 of org "acme": source "corp" is an LDAP directory, so the group is named by its DN, e.g. "cn=admins,ou=groups,dc=example,dc=com")"});
+    auto parsed = parse_mapping(
+        "[[org]]\nslug = \"acme\"\nname = \"Acme\"\nowner = \"ceo@acme.com\"\n"
+        "[[org.domain]]\nname = \"acme.com\"\n"
+        "[[org.role]]\nsource = \"corp\"\ngroup = \"CN=Admins, OU=Groups,DC=Example\"\n"
+        "role = \"admin\"\n",
+        "mapping.toml", k_sources);
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(parsed->orgs.at(0).roles.at(0).group, "cn=admins,ou=groups,dc=example");
 }
 
 TEST(MappingErrorTest, AdminOnlyForInternalDomains) {
@@ -513,11 +531,11 @@ TEST(MappingErrorTest, AdminOnlyForInternalDomains) {
 
 TEST(MappingErrorTest, Sources) {
     EXPECT_EQ(
-        acme_errors("[[org.role]]\nsource = \"crop\"\ngroup = \"g\"\nrole = \"admin\"\n"),
+        acme_errors("[[org.role]]\nsource = \"crop\"\ngroup = \"cn=g\"\nrole = \"admin\"\n"),
         Lines{
             R"(mapping.toml:6:10: key "source" in [[org.role]] #1 of org "acme": unknown source "crop"; the daemon configuration defines corp, okta)"});
     EXPECT_EQ(
-        acme_errors("[[org.role]]\nsource = \"corp\"\ngroup = \"g\"\nrole = \"admin\"\n", {}),
+        acme_errors("[[org.role]]\nsource = \"corp\"\ngroup = \"cn=g\"\nrole = \"admin\"\n", {}),
         Lines{
             R"(mapping.toml:6:10: key "source" in [[org.role]] #1 of org "acme": unknown source "corp"; the daemon configuration defines none)"});
     EXPECT_EQ(
@@ -598,7 +616,7 @@ slug = "vision"
 slug = "raw"
 [[org.grant]]
 source = "corp"
-group = "g"
+group = "cn=g"
 )";  // lines 5-11; grant keys from line 12 on
 
 TEST(MappingErrorTest, Grants) {

@@ -1,0 +1,218 @@
+#include "connectors/ldap/dn.hpp"
+
+#include <ldap.h>
+
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <vector>
+
+namespace orgsync::ldap {
+namespace {
+
+char lower(char c) {
+    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+std::string lowered(std::string_view text) {
+    std::string out(text);
+    std::ranges::transform(out, out.begin(), lower);
+    return out;
+}
+
+void append_hex(std::string& out, unsigned char byte) {
+    constexpr std::string_view k_digits = "0123456789abcdef";
+    out.push_back('\\');
+    out.push_back(k_digits[byte >> 4]);
+    out.push_back(k_digits[byte & 0xf]);
+}
+
+// RFC 4514 §2.4: the characters that must be escaped, one spelling for each.
+std::string escape_dn_value(std::string_view value) {
+    std::string out;
+    out.reserve(value.size());
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        const auto c = static_cast<unsigned char>(value[i]);
+        const bool leading = i == 0 && (c == ' ' || c == '#');
+        const bool trailing = i + 1 == value.size() && c == ' ';
+        if (c < 0x20 || c == 0x7f) {
+            append_hex(out, c);
+        } else if (leading || trailing || c == ',' || c == '+' || c == '"' || c == '\\' ||
+                   c == '<' || c == '>' || c == ';' || c == '=') {
+            out.push_back('\\');
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back(static_cast<char>(c));
+        }
+    }
+    return out;
+}
+
+struct DnFree {
+    void operator()(LDAPDN dn) const { ldap_dnfree(dn); }
+};
+
+struct Ava {
+    std::string type;
+    std::string value;  // already escaped
+    auto operator<=>(const Ava&) const = default;
+};
+
+}  // namespace
+
+std::optional<std::string> normalize_dn(std::string_view dn) {
+    const std::string text(dn);
+    if (text.find('\0') != std::string::npos) {
+        return std::nullopt;
+    }
+    LDAPDN parsed = nullptr;
+    if (ldap_str2dn(text.c_str(), &parsed, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS) {
+        return std::nullopt;
+    }
+    if (parsed == nullptr) {
+        return std::string();
+    }
+    const std::unique_ptr<LDAPRDN, DnFree> owner(parsed);
+    std::string out;
+    for (int r = 0; parsed[r] != nullptr; ++r) {
+        std::vector<Ava> avas;
+        for (int a = 0; parsed[r][a] != nullptr; ++a) {
+            const LDAPAVA& ava = *parsed[r][a];
+            const std::string_view type(ava.la_attr.bv_val, ava.la_attr.bv_len);
+            const std::string_view value(ava.la_value.bv_val, ava.la_value.bv_len);
+            if ((ava.la_flags & LDAP_AVA_BINARY) != 0) {
+                // A BER-encoded value (`cn=#04024869`): kept as its hex form.
+                constexpr std::string_view k_digits = "0123456789abcdef";
+                std::string hex = "#";
+                for (const char c : value) {
+                    const auto byte = static_cast<unsigned char>(c);
+                    hex.push_back(k_digits[byte >> 4]);
+                    hex.push_back(k_digits[byte & 0xf]);
+                }
+                avas.push_back({lowered(type), std::move(hex)});
+            } else {
+                avas.push_back({lowered(type), escape_dn_value(lowered(value))});
+            }
+        }
+        std::ranges::sort(avas);
+        if (r > 0) {
+            out.push_back(',');
+        }
+        for (std::size_t a = 0; a < avas.size(); ++a) {
+            if (a > 0) {
+                out.push_back('+');
+            }
+            out += avas[a].type;
+            out.push_back('=');
+            out += avas[a].value;
+        }
+    }
+    return out;
+}
+
+std::string escape_filter_value(std::string_view value) {
+    std::string out;
+    out.reserve(value.size());
+    for (const char c : value) {
+        if (c == '*' || c == '(' || c == ')' || c == '\\' || c == '\0') {
+            append_hex(out, static_cast<unsigned char>(c));
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+namespace {
+
+// A small recursive-descent check of RFC 4515's grammar: enough to tell a
+// typo (unbalanced parentheses, a missing operator) before the server does.
+class FilterChecker {
+  public:
+    explicit FilterChecker(std::string_view text) : m_text(text) {}
+
+    bool valid() { return filter() && m_pos == m_text.size(); }
+
+  private:
+    bool filter() {
+        if (!take('(')) {
+            return false;
+        }
+        if (m_pos >= m_text.size()) {
+            return false;
+        }
+        const char op = m_text[m_pos];
+        if (op == '&' || op == '|') {
+            ++m_pos;
+            int count = 0;
+            while (m_pos < m_text.size() && m_text[m_pos] == '(') {
+                if (!filter()) {
+                    return false;
+                }
+                ++count;
+            }
+            return count > 0 && take(')');
+        }
+        if (op == '!') {
+            ++m_pos;
+            return filter() && take(')');
+        }
+        return item() && take(')');
+    }
+
+    bool item() {
+        const std::size_t start = m_pos;
+        while (m_pos < m_text.size() &&
+               (std::isalnum(static_cast<unsigned char>(m_text[m_pos])) || m_text[m_pos] == '-' ||
+                m_text[m_pos] == '.' || m_text[m_pos] == ';' || m_text[m_pos] == ':')) {
+            ++m_pos;
+        }
+        if (m_pos == start || m_pos >= m_text.size()) {
+            return false;
+        }
+        // The operator: = ~= >= <= (":=" of extensible matches ends the
+        // attribute description above with ':').
+        if (m_text[m_pos] == '~' || m_text[m_pos] == '>' || m_text[m_pos] == '<') {
+            ++m_pos;
+        }
+        if (!take('=')) {
+            return false;
+        }
+        // The value: anything but unescaped parentheses; escapes are \XX.
+        while (m_pos < m_text.size() && m_text[m_pos] != ')') {
+            if (m_text[m_pos] == '(') {
+                return false;
+            }
+            if (m_text[m_pos] == '\\') {
+                if (m_pos + 2 >= m_text.size() ||
+                    !std::isxdigit(static_cast<unsigned char>(m_text[m_pos + 1])) ||
+                    !std::isxdigit(static_cast<unsigned char>(m_text[m_pos + 2]))) {
+                    return false;
+                }
+                m_pos += 3;
+                continue;
+            }
+            ++m_pos;
+        }
+        return true;
+    }
+
+    bool take(char c) {
+        if (m_pos < m_text.size() && m_text[m_pos] == c) {
+            ++m_pos;
+            return true;
+        }
+        return false;
+    }
+
+    std::string_view m_text;
+    std::size_t m_pos = 0;
+};
+
+}  // namespace
+
+bool is_valid_filter(std::string_view filter) {
+    return FilterChecker(filter).valid();
+}
+
+}  // namespace orgsync::ldap

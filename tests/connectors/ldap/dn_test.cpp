@@ -1,0 +1,94 @@
+#include "connectors/ldap/dn.hpp"
+
+#include <gtest/gtest.h>
+
+#include "connectors/ldap/directory_reader.hpp"
+#include "connectors/ldap/ldap_source.hpp"
+
+namespace orgsync::ldap {
+namespace {
+
+TEST(NormalizeDn, CaseAndSpacingVariantsAreEqual) {
+    const auto expected = normalize_dn("cn=alice smith,ou=people,dc=example,dc=com");
+    ASSERT_TRUE(expected);
+    EXPECT_EQ(*expected, "cn=alice smith,ou=people,dc=example,dc=com");
+    for (const char* variant : {"CN=Alice Smith,OU=People,DC=Example,DC=COM",
+                                "cn=Alice Smith, ou=people, dc=example, dc=com",
+                                "cn = Alice Smith ,ou=People,dc=example,dc=com",
+                                "Cn=alice\\20smith,ou=people,dc=example,dc=com"}) {
+        EXPECT_EQ(normalize_dn(variant), expected) << variant;
+    }
+}
+
+TEST(NormalizeDn, EscapesSpecialCharactersOneWay) {
+    EXPECT_EQ(normalize_dn("cn=Smith\\, John,dc=example"), "cn=smith\\, john,dc=example");
+    EXPECT_EQ(normalize_dn("cn=Smith\\2C John,dc=example"), "cn=smith\\, john,dc=example");
+    EXPECT_EQ(normalize_dn("cn=a\\+b,dc=x"), "cn=a\\+b,dc=x");
+    EXPECT_EQ(normalize_dn("cn=\\#hash,dc=x"), "cn=\\#hash,dc=x");
+    EXPECT_EQ(normalize_dn("cn=\\ lead,dc=x"), "cn=\\ lead,dc=x");
+}
+
+TEST(NormalizeDn, SortsMultiValuedRdns) {
+    EXPECT_EQ(normalize_dn("uid=a+cn=B,dc=x"), normalize_dn("CN=b+UID=a,dc=x"));
+}
+
+TEST(NormalizeDn, RejectsWhatIsNotADn) {
+    EXPECT_FALSE(normalize_dn("not a dn"));
+    EXPECT_FALSE(normalize_dn("cn=a,,dc=x"));
+    EXPECT_FALSE(normalize_dn(std::string("cn=a\0b", 6)));
+    EXPECT_EQ(normalize_dn(""), "");
+}
+
+TEST(EscapeFilterValue, EscapesTheFilterMetacharacters) {
+    EXPECT_EQ(escape_filter_value("a*b(c)d\\e"), "a\\2ab\\28c\\29d\\5ce");
+    EXPECT_EQ(escape_filter_value(std::string("x\0y", 3)), "x\\00y");
+    EXPECT_EQ(escape_filter_value("*)(uid=*))(|(uid=*"),
+              "\\2a\\29\\28uid=\\2a\\29\\29\\28|\\28uid=\\2a");
+}
+
+TEST(IsValidFilter, AcceptsRfc4515Filters) {
+    for (const char* filter :
+         {"(objectClass=inetOrgPerson)", "(&(objectClass=person)(!(uid=svc-*)))", "(|(cn=a)(cn=b))",
+          "(memberOf:1.2.840.113556.1.4.1941:=cn=g,dc=x)", "(cn=a\\2ab)",
+          "(modifyTimestamp>=20260101000000Z)", "(cn~=abc)", "(mail=*)"}) {
+        EXPECT_TRUE(is_valid_filter(filter)) << filter;
+    }
+}
+
+TEST(IsValidFilter, RejectsBrokenFilters) {
+    for (const char* filter : {"objectClass=person", "(objectClass=person", "(&)", "((cn=a))",
+                               "(cn=a)(cn=b)", "(cn=a\\zz)", "(=a)", "(cn=a(b)", ""}) {
+        EXPECT_FALSE(is_valid_filter(filter)) << filter;
+    }
+}
+
+TEST(FormatGuid, PrintsTheFirstThreeFieldsLittleEndian) {
+    const std::string bytes = {'\xe0', '\x04', '\x25', '\x3f', '\x89', '\x4f', '\xd3', '\x11',
+                               '\x9a', '\x0c', '\x03', '\x05', '\xe8', '\x2c', '\x33', '\x01'};
+    EXPECT_EQ(format_guid(bytes), "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
+    EXPECT_EQ(format_guid("\x01\xff"), "01ff");
+}
+
+TEST(NextRange, AsksForTheFollowingRange) {
+    EXPECT_EQ(next_range("member;range=0-1499"), "member;range=1500-*");
+    EXPECT_EQ(next_range("member;range=1500-2999"), "member;range=3000-*");
+    EXPECT_EQ(next_range("member;range=3000-*"), "");
+    EXPECT_EQ(next_range("member"), "");
+}
+
+TEST(Cursor, RoundTripsAndRejectsGarbage) {
+    const Cursor cursor{.mode = "content_sync",
+                        .users = "rid=000,csn=1#000000#000#000000",
+                        .groups = "",
+                        .full_at = 1'790'000'000};
+    const auto parsed = Cursor::parse(cursor.to_text());
+    ASSERT_TRUE(parsed);
+    EXPECT_EQ(parsed->mode, cursor.mode);
+    EXPECT_EQ(parsed->users, cursor.users);
+    EXPECT_EQ(parsed->full_at, cursor.full_at);
+    EXPECT_FALSE(Cursor::parse("not json"));
+    EXPECT_FALSE(Cursor::parse(R"({"mode":1})"));
+}
+
+}  // namespace
+}  // namespace orgsync::ldap
