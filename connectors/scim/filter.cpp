@@ -356,6 +356,9 @@ class Parser {
         if (!is_attr_name(path.name)) {
             return fail("expected an attribute name");
         }
+        if (!relative && path.name.front() == '$') {
+            return fail("expected an attribute name");  // `$ref` names a sub-attribute only
+        }
         if (relative && (!path.schema.empty() || !path.sub.empty())) {
             return fail("inside brackets, name a sub-attribute only");
         }
