@@ -505,20 +505,24 @@ class Patcher {
             return;
         }
         const json* object = find_member(m_resource, target.schema->urn);
-        if (object == nullptr || non_empty(*object)) {
+        if (object != nullptr && !non_empty(*object)) {
+            drop_extension(*target.schema);
+        }
+    }
+
+    void drop_extension(const SchemaDef& extension) {
+        erase_member(m_resource, extension.urn);
+        json* schemas = find_member(m_resource, "schemas");
+        if (schemas == nullptr || !schemas->is_array()) {
             return;
         }
-        erase_member(m_resource, target.schema->urn);
-        if (json* schemas = find_member(m_resource, "schemas");
-            schemas != nullptr && schemas->is_array()) {
-            json kept = json::array();
-            for (auto& urn : *schemas) {
-                if (!(urn.is_string() && iequals(urn.get<std::string>(), target.schema->urn))) {
-                    kept.push_back(std::move(urn));
-                }
+        json kept = json::array();
+        for (auto& urn : *schemas) {
+            if (!(urn.is_string() && iequals(urn.get<std::string>(), extension.urn))) {
+                kept.push_back(std::move(urn));
             }
-            *schemas = std::move(kept);
         }
+        *schemas = std::move(kept);
     }
 
     std::expected<void, ScimError> apply_without_path(Op op, const json& value,
@@ -577,8 +581,7 @@ class Patcher {
     std::expected<void, ScimError> apply_to_extension(Op op, const Target& target,
                                                       const json* value) {
         if (op == Op::remove || value == nullptr || value->is_null()) {
-            erase_member(m_resource, target.schema->urn);
-            tidy_extension(target);
+            drop_extension(*target.schema);
             return {};
         }
         if (!value->is_object()) {
