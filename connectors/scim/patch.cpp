@@ -394,7 +394,8 @@ class Patcher {
     json& m_resource;
     const ResourceRules& m_rules;
     const PatchLimits& m_limits;
-    std::size_t m_members = 0;
+    std::size_t m_members = 0;                       // named so far, for max_members
+    std::vector<std::unique_ptr<Filter>> m_filters;  // the filters Targets point to
 
     std::expected<void, ScimError> count_members(const Target& target, std::size_t count) {
         if (target.attribute == nullptr || !is_members(*target.attribute)) {
@@ -462,8 +463,6 @@ class Patcher {
         }
         return target;
     }
-
-    std::vector<std::unique_ptr<Filter>> m_filters;
 
     // The object holding the target's attribute: the resource, or the
     // extension's object (created, and its URN listed in `schemas`, when
@@ -566,6 +565,9 @@ class Patcher {
             }
             return error(ScimType::mutability, fmt::format("{} is read-only", attribute.name));
         }
+        if (op == Op::add && value != nullptr && value->is_null()) {
+            return {};  // nothing to add; never read as "remove all"
+        }
         if (op == Op::remove || value == nullptr || value->is_null()) {
             return remove(target, op == Op::remove ? value : nullptr);
         }
@@ -580,6 +582,9 @@ class Patcher {
 
     std::expected<void, ScimError> apply_to_extension(Op op, const Target& target,
                                                       const json* value) {
+        if (op == Op::add && value != nullptr && value->is_null()) {
+            return {};
+        }
         if (op == Op::remove || value == nullptr || value->is_null()) {
             drop_extension(*target.schema);
             return {};

@@ -60,7 +60,8 @@ struct PatchLimits {
 //   sub-attribute (a member's value);
 // - too_many: more than `limits.max_operations` operations or
 //   `limits.max_members` member values.
-// A remove whose target is absent succeeds and changes nothing.
+// A remove whose target is absent succeeds and changes nothing. A replace
+// with null unassigns the attribute; an add with null changes nothing.
 std::expected<nlohmann::json, ScimError> apply_patch(nlohmann::json resource,
                                                      const nlohmann::json& request,
                                                      const ResourceRules& rules,

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -650,6 +651,101 @@ TEST(PatchAtomicity, ErrorMessagesNameTheOperationAndAttribute) {
                           user_rules())
                   .message,
               "id is read-only");
+}
+
+TEST(PatchNulls, AddNullChangesNothingReplaceNullUnassigns) {
+    run({{"add null",
+          group,
+          group_rules(),
+          R"([{"op": "add", "path": "members", "value": null},
+              {"op": "add", "path": "externalId", "value": null}])",
+          {{"/members/1/value", R"("89bb1940-b905-4575-9e7f-6f887cfb368e")"}}},
+         {"replace null",
+          group,
+          group_rules(),
+          R"([{"op": "replace", "path": "members", "value": null}])",
+          {{"/members", k_absent}}}});
+}
+
+// ---- properties ----
+
+// Requests built from a pool of operations, valid and invalid, on users
+// and groups: a request's result is the result of its operations applied
+// one at a time (or its first failure), never depends on anything but its
+// input, and never changes id or meta.
+TEST(PatchProperties, RequestsComposeAndNeverTouchIdOrMeta) {
+    const std::vector<std::string> pool{
+        R"({"op": "add", "path": "title", "value": "T"})",
+        R"({"op": "replace", "path": "title", "value": null})",
+        R"({"op": "remove", "path": "title"})",
+        R"({"op": "Replace", "path": "active", "value": "False"})",
+        R"({"op": "Replace", "path": "active", "value": "True"})",
+        R"({"op": "Replace", "path": "active", "value": "maybe"})",
+        R"({"op": "Add", "path": "emails[type eq \"work\"].value", "value": "w@x"})",
+        R"({"op": "remove", "path": "emails[type eq \"work\"]"})",
+        R"({"op": "add", "path": "emails", "value": [{"type": "home", "value": "h@x", "primary": true}]})",
+        R"({"op": "replace", "path": "name.givenName", "value": "G"})",
+        R"({"op": "remove", "path": "name"})",
+        R"({"op": "Add", "path": ")" ENT R"(:manager", "value": "m"})",
+        R"({"op": "Remove", "path": ")" ENT R"(:manager"})",
+        R"({"op": "remove", "path": ")" ENT R"("})",
+        R"({"op": "add", "path": "members", "value": [{"value": "a"}, {"value": "b"}]})",
+        R"({"op": "Remove", "path": "members", "value": [{"value": "a"}]})",
+        R"({"op": "remove", "path": "members[value eq \"b\"]"})",
+        R"({"op": "replace", "path": "members", "value": [{"value": "c"}]})",
+        R"({"op": "replace", "path": "displayName", "value": "D"})",
+        R"({"op": "replace", "path": "id", "value": "x"})",
+        R"({"op": "move", "path": "title", "value": "x"})",
+        R"({"op": "replace", "value": {"active": false, "name.familyName": "F"}})",
+        R"({"op": "remove"})",
+        R"({"op": "add", "path": "userName", "value": "u@x"})",
+    };
+    std::mt19937 random(7643);
+    struct Subject {
+        json (*resource)();
+        const ResourceRules& rules;
+    };
+    const std::vector<Subject> subjects{
+        {entra_user, user_rules()}, {plain_user, user_rules()}, {group, group_rules()}};
+    int succeeded = 0;
+    for (int i = 0; i < 3000; ++i) {
+        const Subject& subject = subjects[static_cast<std::size_t>(i) % subjects.size()];
+        const json original = subject.resource();
+        const int count = std::uniform_int_distribution<int>(1, 5)(random);
+        json operations = json::array();
+        for (int j = 0; j < count; ++j) {
+            operations.push_back(json::parse(
+                pool[std::uniform_int_distribution<std::size_t>(0, pool.size() - 1)(random)]));
+        }
+        SCOPED_TRACE(operations.dump());
+        auto combined = apply_patch(original, request(operations.dump()), subject.rules);
+        auto again = apply_patch(original, request(operations.dump()), subject.rules);
+        ASSERT_EQ(combined.has_value(), again.has_value());
+
+        json stepwise = original;
+        std::optional<ScimError> first_error;
+        for (const auto& operation : operations) {
+            auto step =
+                apply_patch(stepwise, request(json::array({operation}).dump()), subject.rules);
+            if (!step) {
+                first_error = step.error();
+                break;
+            }
+            stepwise = std::move(*step);
+        }
+        if (first_error) {
+            ASSERT_FALSE(combined);
+            EXPECT_EQ(combined.error().type, first_error->type);
+            continue;
+        }
+        ASSERT_TRUE(combined) << combined.error().message;
+        ++succeeded;
+        EXPECT_EQ(*combined, *again);
+        EXPECT_EQ(*combined, stepwise);
+        EXPECT_EQ(combined->value("id", json()), original.value("id", json()));
+        EXPECT_EQ(combined->value("meta", json()), original.value("meta", json()));
+    }
+    EXPECT_GT(succeeded, 100);
 }
 
 }  // namespace
