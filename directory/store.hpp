@@ -77,6 +77,15 @@ struct SourceAssertions {
     std::vector<GroupGrant> grants;
 };
 
+// One member a sync adds (Transaction::add_members).
+struct NewMember {
+    std::string email;  // canonicalised like upsert_user's
+    std::string display_name;
+    std::string external_id;  // the source's "id" for the user; may be empty
+    UserType user_type = UserType::external;
+    OrgRole role = OrgRole::guest;
+};
+
 struct UserState {
     UserId id = 0;
     std::string email;
@@ -146,6 +155,21 @@ class Transaction {
     // demotion (admin_must_be_demoted). Retracting what was never asserted is
     // a no-op.
     virtual Expected<void> retract_membership(OrgId org, UserId user, std::string_view source) = 0;
+
+    // Bulk forms for syncs, which add members by the hundred thousand.
+    // add_members has the effects, checks and audit events of, for each
+    // entry in order: upsert_user, set_external_id({source, "id",
+    // external_id}) when the id is set (an id another user holds stays
+    // with them) and assert_membership; add_group_members those of
+    // add_group_member for each address (not_found for an unknown one).
+    // The first error stops them. New users and memberships take a few
+    // set-based statements per call; other entries fall back to the single
+    // calls. Their audit events are written per entry, grouped by kind, and
+    // reach the outbox in batches (see the outbox note at audit()).
+    virtual Expected<void> add_members(OrgId org, std::string_view source,
+                                       const std::vector<NewMember>& members) = 0;
+    virtual Expected<void> add_group_members(GroupId group, std::string_view source,
+                                             const std::vector<std::string>& emails) = 0;
 
     // Groups. Names are unique per org.
     virtual Expected<GroupId> create_group(OrgId org, std::string_view name) = 0;
