@@ -2519,6 +2519,120 @@ Expected<std::map<std::string, std::size_t>> Store::source_member_counts(
     });
 }
 
+namespace {
+
+// Two FNV-1a variants over length-prefixed fields.
+class Digester {
+  public:
+    void add(std::string_view field) {
+        std::uint64_t size = field.size();
+        for (int i = 0; i < 8; ++i) {
+            byte(static_cast<unsigned char>(size >> (8 * i)));
+        }
+        for (char c : field) {
+            byte(static_cast<unsigned char>(c));
+        }
+    }
+    MirrorDigest digest() const { return {m_low, m_high}; }
+
+  private:
+    void byte(unsigned char value) {
+        m_low = (m_low ^ value) * 0x100000001b3ULL;
+        m_high = (m_high ^ value) * 0x00000100000001b3ULL + 0x9e3779b97f4a7c15ULL;
+    }
+    std::uint64_t m_low = 0xcbf29ce484222325ULL;
+    std::uint64_t m_high = 0x84222325cbf29ce4ULL;
+};
+
+std::string_view stored_attributes(std::string_view attributes) {
+    return attributes.empty() ? std::string_view("{}") : attributes;
+}
+
+}  // namespace
+
+MirrorDigest mirror_digest(const SourceUser& user) {
+    Digester digester;
+    digester.add(user.email);
+    digester.add(user.display_name);
+    digester.add(user.active ? "1" : "0");
+    digester.add(stored_attributes(user.attributes));
+    return digester.digest();
+}
+
+MirrorDigest mirror_digest(const SourceGroup& group) {
+    Digester digester;
+    digester.add(group.name);
+    digester.add(stored_attributes(group.attributes));
+    std::vector<std::string_view> members(group.member_ids.begin(), group.member_ids.end());
+    std::sort(members.begin(), members.end());
+    members.erase(std::unique(members.begin(), members.end()), members.end());
+    for (auto member : members) {
+        digester.add(member);
+    }
+    return digester.digest();
+}
+
+Expected<std::unordered_map<std::string, MirrorDigest>> Store::source_user_digests(
+    std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, MirrorDigest>> {
+        std::unordered_map<std::string, MirrorDigest> digests;
+        auto& q = m_impl->db.query(
+            "SELECT external_id, email, display_name, active, attributes FROM source_users WHERE "
+            "source = ?",
+            source);
+        while (q.executeStep()) {
+            Digester digester;
+            digester.add(q.getColumn(1).getText());
+            digester.add(q.getColumn(2).getText());
+            digester.add(q.getColumn(3).getInt() != 0 ? "1" : "0");
+            digester.add(q.getColumn(4).getText());
+            digests.emplace(q.getColumn(0).getString(), digester.digest());
+        }
+        return digests;
+    });
+}
+
+Expected<std::unordered_map<std::string, MirrorDigest>> Store::source_group_digests(
+    std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, MirrorDigest>> {
+        std::unordered_map<std::string, MirrorDigest> digests;
+        std::unordered_map<std::string, Digester> digesters;
+        {
+            auto& q = m_impl->db.query(
+                "SELECT external_id, name, attributes FROM source_groups WHERE source = ?", source);
+            while (q.executeStep()) {
+                Digester& digester = digesters[q.getColumn(0).getString()];
+                digester.add(q.getColumn(1).getText());
+                digester.add(q.getColumn(2).getText());
+            }
+        }
+        // Members in key order: by group, then by member id (sorted and
+        // unique, as mirror_digest takes them).
+        std::string current;
+        Digester* digester = nullptr;
+        auto& q = m_impl->db.query(
+            "SELECT group_external_id, member_id FROM source_group_members WHERE source = ? ORDER "
+            "BY group_external_id, member_id",
+            source);
+        while (q.executeStep()) {
+            const char* group = q.getColumn(0).getText();
+            if (digester == nullptr || current != group) {
+                current = group;
+                auto found = digesters.find(current);
+                digester = found == digesters.end() ? nullptr : &found->second;
+                if (digester == nullptr) {
+                    continue;
+                }
+            }
+            digester->add(q.getColumn(1).getText());
+        }
+        for (auto& [id, value] : digesters) {
+            digests.emplace(id, value.digest());
+        }
+        return digests;
+    });
+}
+
 Expected<std::size_t> Store::source_user_count(std::string_view source) const {
     return guarded(m_impl->mutex, [&]() -> Expected<std::size_t> {
         auto& q = m_impl->db.query("SELECT COUNT(*) FROM source_users WHERE source = ?", source);

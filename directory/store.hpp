@@ -52,6 +52,18 @@ struct SourceGroup {
     std::vector<std::string> member_ids;  // external ids of member users
 };
 
+// A 128-bit digest of what the mirror stores of a record (not its source
+// or id): equal digests mean the stored record needs no rewrite. Empty
+// attributes digest as "{}", and a group's members as a sorted set, as the
+// store keeps them.
+struct MirrorDigest {
+    std::uint64_t low = 0;
+    std::uint64_t high = 0;
+    bool operator==(const MirrorDigest&) const = default;
+};
+MirrorDigest mirror_digest(const SourceUser& user);
+MirrorDigest mirror_digest(const SourceGroup& group);
+
 // Everything one source asserts, by name, for the sync planner to diff.
 struct SourceAssertions {
     struct Member {
@@ -335,6 +347,13 @@ class Store {
         const std::vector<std::string>& group_names) const;
     // How many memberships `source` asserts, by org slug.
     Expected<std::map<std::string, std::size_t>> source_member_counts(
+        std::string_view source) const;
+    // The digest of every mirrored user and group of `source`, by external
+    // id: what a full run compares a fetch with, in a fraction of the
+    // memory of the mirror itself.
+    Expected<std::unordered_map<std::string, MirrorDigest>> source_user_digests(
+        std::string_view source) const;
+    Expected<std::unordered_map<std::string, MirrorDigest>> source_group_digests(
         std::string_view source) const;
     // How many users the source's mirror holds.
     Expected<std::size_t> source_user_count(std::string_view source) const;
