@@ -439,6 +439,16 @@ Result<Connection> Connection::open(const LdapSourceConfig& config, std::string_
             "certificate is not checked, so anyone on the path can read the bind password\"",
             fmt::join(config.uris, ","));
     }
+    const bool cleartext =
+        !config.start_tls && std::ranges::any_of(config.uris, [](const auto& uri) {
+            return uri.starts_with("ldap://");
+        });
+    if (cleartext && !config.bind_dn.empty()) {
+        spdlog::warn(
+            "event=ldap_cleartext_bind uris={} message=\"the bind password crosses the network "
+            "unencrypted: use ldaps:// or start_tls = true\"",
+            fmt::join(config.uris, ","));
+    }
     // A server that drops the connection must fail the read, not kill the
     // process: libldap writes to its sockets without MSG_NOSIGNAL.
     static std::once_flag ignore_sigpipe;
