@@ -28,26 +28,6 @@ bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && istarts_with(a, b);
 }
 
-// Keeps the larger of two change markers: generalized times compare as
-// text, uSNChanged values as numbers.
-void keep_highest(std::string& mark, std::string_view value, bool numeric) {
-    if (value.empty()) {
-        return;
-    }
-    if (numeric) {
-        std::uint64_t current = 0;
-        std::uint64_t next = 0;
-        std::from_chars(mark.data(), mark.data() + mark.size(), current);
-        if (std::from_chars(value.data(), value.data() + value.size(), next).ec != std::errc{} ||
-            (!mark.empty() && next <= current)) {
-            return;
-        }
-    } else if (value <= mark) {
-        return;
-    }
-    mark = value;
-}
-
 // uniqueMember values are "DN [#'bits'B]": the optional unique identifier
 // is not part of the DN.
 std::string_view strip_unique_id(std::string_view value) {
@@ -169,6 +149,7 @@ std::vector<std::string> EntryMapper::group_attributes() const {
     std::vector<std::string> out{m_id_attribute, "cn", m_change_attribute};
     if (m_config.group_member_attribute == "memberOf") {
         out.emplace_back("memberOf");
+        out.emplace_back("member");  // where membership changes show (fingerprints)
     } else {
         out.push_back(m_config.group_member_attribute);
     }
@@ -229,7 +210,7 @@ std::optional<SourceUser> EntryMapper::user(const Entry& entry, ReadStats& stats
     if (m_config.group_member_attribute == "memberUid") {
         attributes["memberUid"] = entry.first(m_config.member_uid_attribute);
     }
-    user.attributes = attributes.dump();
+    user.attributes = attributes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     return user;
 }
 
@@ -237,15 +218,18 @@ namespace {
 
 // Every value of `attribute` in `entry`, following Active Directory's range
 // retrieval (`member;range=0-1499`, then base searches for the next ranges)
-// when the server splits a large attribute.
+// when the server splits a large attribute. A follow-up that does not
+// return the next range fails: a shortened member list would read as
+// removals.
 Result<std::vector<std::string>> all_values(Connection& connection, const Entry& entry,
                                             std::string_view attribute) {
+    const std::string ranged = std::string(attribute) + ";range=";
     std::vector<std::string> values;
     std::string next;
     for (const auto& [name, found] : entry.attributes) {
         if (iequals(name, attribute)) {
             values.insert(values.end(), found.begin(), found.end());
-        } else if (istarts_with(name, std::string(attribute) + ";range=")) {
+        } else if (istarts_with(name, ranged)) {
             values.insert(values.end(), found.begin(), found.end());
             next = next_range(name);
         }
@@ -257,9 +241,11 @@ Result<std::vector<std::string>> all_values(Connection& connection, const Entry&
                               .attributes = {next},
                               .paged = false};
         std::string following;
+        bool answered = false;
         auto searched = connection.search(request, [&](Entry&& part) -> Result<void> {
             for (const auto& [name, found] : part.attributes) {
-                if (istarts_with(name, std::string(attribute) + ";range=")) {
+                if (istarts_with(name, ranged)) {
+                    answered = true;
                     values.insert(values.end(), found.begin(), found.end());
                     following = next_range(name);
                 }
@@ -268,6 +254,11 @@ Result<std::vector<std::string>> all_values(Connection& connection, const Entry&
         });
         if (!searched) {
             return std::unexpected(searched.error());
+        }
+        if (!answered) {
+            return failure(FailureKind::partial_results,
+                           fmt::format("{}: {} of {} stopped before its last range",
+                                       connection.uri(), attribute, entry.dn));
         }
         next = std::move(following);
     }
@@ -302,11 +293,43 @@ void collect_members(std::size_t start, const std::vector<std::vector<std::size_
 
 }  // namespace
 
+Result<std::vector<std::string>> membership_values(Connection& connection,
+                                                   const LdapSourceConfig& config,
+                                                   const Entry& group) {
+    if (config.group_member_attribute != "memberOf") {
+        return all_values(connection, group, config.group_member_attribute);
+    }
+    // memberOf mode: a group's own memberOf (nesting), and its member list
+    // where the server keeps one, which is where membership changes show.
+    auto parents = all_values(connection, group, "memberOf");
+    if (!parents) {
+        return parents;
+    }
+    auto members = all_values(connection, group, "member");
+    if (!members) {
+        return members;
+    }
+    parents->insert(parents->end(), members->begin(), members->end());
+    return parents;
+}
+
+std::uint64_t membership_fingerprint(std::vector<std::string> values) {
+    std::ranges::sort(values);
+    // FNV-1a: stable across runs and builds, unlike std::hash.
+    std::uint64_t hash = 0xcbf29ce484222325ULL;
+    for (const auto& value : values) {
+        for (const char c : value) {
+            hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+        }
+        hash = (hash ^ 0xffU) * 0x100000001b3ULL;  // separator
+    }
+    return hash;
+}
+
 Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_directory(
     Connection& connection, const LdapSourceConfig& config, std::string_view source,
     ReadStats& stats, ChangeMarks& marks, const std::function<void(std::size_t)>& progress) {
     const EntryMapper mapper(config, std::string(source));
-    const bool numeric_marks = config.flavor == LdapFlavor::active_directory;
     const std::string& member_attribute = config.group_member_attribute;
     const bool by_member_of = member_attribute == "memberOf";
     const bool by_uid = member_attribute == "memberUid";
@@ -322,7 +345,6 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
                               .attributes = mapper.user_attributes(),
                               .on_page = progress};
     auto read_users = connection.search(user_search, [&](Entry&& entry) -> Result<void> {
-        keep_highest(marks.users, entry.first(mapper.change_attribute()), numeric_marks);
         auto user = mapper.user(entry, stats);
         if (!user || !seen_ids.insert(user->external_id).second) {
             return {};
@@ -337,8 +359,11 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
             }
         }
         if (by_member_of) {
-            const auto* groups = entry.find("memberOf");
-            user_groups.push_back(groups != nullptr ? *groups : std::vector<std::string>{});
+            auto groups = all_values(connection, entry, "memberOf");
+            if (!groups) {
+                return std::unexpected(groups.error());
+            }
+            user_groups.push_back(std::move(*groups));
         }
         users.push_back(std::move(*user));
         return {};
@@ -357,7 +382,6 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
         .filter = config.group_filter,
         .attributes = mapper.group_attributes()};
     auto read_groups = connection.search(group_search, [&](Entry&& entry) -> Result<void> {
-        keep_highest(marks.groups, entry.first(mapper.change_attribute()), numeric_marks);
         auto name = normalize_dn(entry.dn);
         if (!name || group_by_dn.contains(*name)) {
             return {};
@@ -366,15 +390,19 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
         if (group.id.empty()) {
             group.id = *name;
         }
+        auto values = membership_values(connection, config, entry);
+        if (!values) {
+            return std::unexpected(values.error());
+        }
+        marks.groups.push_back({group.id, std::string(entry.first(mapper.change_attribute())),
+                                membership_fingerprint(*values)});
         if (by_member_of) {
-            if (const auto* parents = entry.find("memberOf")) {
-                group.parent_dns = *parents;
+            auto parents = all_values(connection, entry, "memberOf");
+            if (!parents) {
+                return std::unexpected(parents.error());
             }
+            group.parent_dns = std::move(*parents);
         } else {
-            auto values = all_values(connection, entry, member_attribute);
-            if (!values) {
-                return std::unexpected(values.error());
-            }
             group.member_values = std::move(*values);
         }
         group_by_dn.emplace(*name, raw_groups.size());
@@ -457,7 +485,8 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
         group.source = std::string(source);
         group.external_id = raw_groups[g].id;
         group.name = raw_groups[g].name;
-        group.attributes = nlohmann::json{{"dn", raw_groups[g].dn}}.dump();
+        group.attributes = nlohmann::json{{"dn", raw_groups[g].dn}}.dump(
+            -1, ' ', false, nlohmann::json::error_handler_t::replace);
         collect_members(g, children, direct, group.member_ids, stats);
         groups.push_back(std::move(group));
     }
