@@ -1053,8 +1053,8 @@ TEST_F(StoreTest, InvalidEmailIsInvalidArgument) {
 // in another spelling, an id another user holds, a member added twice.
 TEST_F(StoreTest, BulkMemberCallsEqualTheSingleCalls) {
     auto prepare = [](Transaction& tx) -> Expected<void> {
-        OrgId acme = tx.find_org_id("acme").value().value_or(0);
-        ORGSYNC_TRY(tx.create_group(acme, "cn=team"));
+        OrgId org = tx.find_org_id("acme").value().value_or(0);
+        ORGSYNC_TRY(tx.create_group(org, "cn=team"));
         UserId dan = 0;
         ORGSYNC_ASSIGN(dan, tx.upsert_user("dan@globex.com", "Dan"));
         UserId carol = 0;
@@ -1082,15 +1082,15 @@ TEST_F(StoreTest, BulkMemberCallsEqualTheSingleCalls) {
             if (&store == second.get()) {
                 ORGSYNC_TRY(tx.create_org("acme", "Acme Corp", false, "ceo@acme.com"));
                 ORGSYNC_TRY(tx.upsert_user("ceo@acme.com", "Ceo"));
-                OrgId acme = tx.find_org_id("acme").value().value_or(0);
+                OrgId org = tx.find_org_id("acme").value().value_or(0);
                 ORGSYNC_TRY(
-                    add_member(tx, acme, "admin@acme.com", UserType::internal, OrgRole::admin));
+                    add_member(tx, org, "admin@acme.com", UserType::internal, OrgRole::admin));
                 ORGSYNC_TRY(
-                    add_member(tx, acme, "member@acme.com", UserType::internal, OrgRole::member));
-                ORGSYNC_TRY(add_member(tx, acme, "guest@partner.example", UserType::external,
+                    add_member(tx, org, "member@acme.com", UserType::internal, OrgRole::member));
+                ORGSYNC_TRY(add_member(tx, org, "guest@partner.example", UserType::external,
                                        OrgRole::guest));
-                UserId owner = tx.find_user_id("ceo@acme.com").value().value_or(0);
-                ORGSYNC_TRY(tx.create_project(acme, "vision", Visibility::private_, {"cv"}, owner));
+                UserId ceo = tx.find_user_id("ceo@acme.com").value().value_or(0);
+                ORGSYNC_TRY(tx.create_project(org, "vision", Visibility::private_, {"cv"}, ceo));
                 ORGSYNC_TRY(tx.create_org("globex", "Globex", false, "boss@globex.com"));
             }
             return prepare(tx);
@@ -1102,27 +1102,27 @@ TEST_F(StoreTest, BulkMemberCallsEqualTheSingleCalls) {
     std::int64_t from = last_audit_id(store());
 
     must(store().write("corp", [&](Transaction& tx) -> Expected<void> {
-        OrgId acme = tx.find_org_id("acme").value().value_or(0);
-        ORGSYNC_TRY(tx.add_members(acme, "corp", members));
-        GroupId team = tx.find_group_id(acme, "cn=team").value().value_or(0);
+        OrgId org = tx.find_org_id("acme").value().value_or(0);
+        ORGSYNC_TRY(tx.add_members(org, "corp", members));
+        GroupId team = tx.find_group_id(org, "cn=team").value().value_or(0);
         return tx.add_group_members(team, "corp", group_members);
     }));
     must(second->write("corp", [&](Transaction& tx) -> Expected<void> {
-        OrgId acme = tx.find_org_id("acme").value().value_or(0);
-        for (const auto& member : members) {
+        OrgId org = tx.find_org_id("acme").value().value_or(0);
+        for (const auto& entry : members) {
             UserId user = 0;
-            ORGSYNC_ASSIGN(user, tx.upsert_user(member.email, member.display_name));
-            if (!member.external_id.empty()) {
+            ORGSYNC_ASSIGN(user, tx.upsert_user(entry.email, entry.display_name));
+            if (!entry.external_id.empty()) {
                 auto set = tx.set_external_id(
-                    user, ExternalId{"corp", "id", std::string(member.external_id)});
+                    user, ExternalId{"corp", "id", std::string(entry.external_id)});
                 if (!set && set.error().code != ErrorCode::already_exists) {
                     return set;
                 }
             }
             ORGSYNC_TRY(tx.assert_membership(
-                acme, user, MembershipAssertion{"corp", member.user_type, member.role}));
+                org, user, MembershipAssertion{"corp", entry.user_type, entry.role}));
         }
-        GroupId team = tx.find_group_id(acme, "cn=team").value().value_or(0);
+        GroupId team = tx.find_group_id(org, "cn=team").value().value_or(0);
         for (const auto& email : group_members) {
             UserId user = tx.find_user_id(email).value().value_or(0);
             ORGSYNC_TRY(tx.add_group_member(team, user, "corp"));
@@ -1158,8 +1158,8 @@ TEST_F(StoreTest, BulkCallEventsAreBatchedInTheOutboxWithTheirOwnIds) {
         members.push_back(NewMember{email, "", "", UserType::internal, OrgRole::member});
     }
     write_ok("corp", [&](Transaction& tx) -> Expected<void> {
-        OrgId acme = tx.find_org_id("acme").value().value_or(0);
-        return tx.add_members(acme, "corp", members);
+        OrgId org = tx.find_org_id("acme").value().value_or(0);
+        return tx.add_members(org, "corp", members);
     });
     // 1,500 new users and memberships: 3,000 events in 3 rows.
     EXPECT_EQ(must(store().outbox_depth(), "outbox_depth") - before, 3);
