@@ -96,6 +96,7 @@ struct Options {
     int page_size = 1000;
     std::uint64_t seed = 42;
     bool keep = false;
+    bool read_only = false;  // stop after the read alone (for profiling)
 };
 
 constexpr std::string_view k_usage =
@@ -107,7 +108,8 @@ constexpr std::string_view k_usage =
     "  --runs N         runs of the floor and of the read alone; the median counts (default 3)\n"
     "  --page-size N    page size of the connector and of ldapsearch (default 1000)\n"
     "  --seed N         random seed (default 42)\n"
-    "  --keep           keep the temp directory (LDIF, store)\n";
+    "  --keep           keep the temp directory (LDIF, store)\n"
+    "  --read-only      stop after the floor and the read alone (for profiling the read)\n";
 
 std::optional<Options> parse_options(int argc, char** argv) {
     Options options;
@@ -120,6 +122,10 @@ std::optional<Options> parse_options(int argc, char** argv) {
         }
         if (flag == "--keep") {
             options.keep = true;
+            continue;
+        }
+        if (flag == "--read-only") {
+            options.read_only = true;
             continue;
         }
         constexpr std::array<std::string_view, 7> k_value_flags{
@@ -691,6 +697,18 @@ int run(const Options& options) {
     }
     const Phase read = median(reads, &Phase::seconds);
     print_phase("read_source (connector read)", read, fmt::format("median of {}", options.runs));
+    if (options.read_only) {
+        fmt::print(
+            "RESULT users={} groups={} memberships={} page_size={} floor_s={:.3f} "
+            "read_s={:.3f} read_cpu_s={:.3f} read_ratio={:.3f} peak_rss_mib={:.1f} "
+            "status=ok\n",
+            directory.users, directory.groups, directory.memberships, options.page_size,
+            floor.total, read.seconds, read.cpu, read.seconds / floor.total, peak_rss_mib());
+        if (!options.keep) {
+            fs::remove_all(dir);
+        }
+        return 0;
+    }
 
     auto opened = Store::open(dir / "orgsync.db");
     if (!opened) {
