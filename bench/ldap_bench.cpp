@@ -97,6 +97,7 @@ struct Options {
     std::uint64_t seed = 42;
     bool keep = false;
     bool read_only = false;  // stop after the read alone (for profiling)
+    std::string dump;        // write what read_source returned here (to compare versions)
 };
 
 constexpr std::string_view k_usage =
@@ -109,7 +110,8 @@ constexpr std::string_view k_usage =
     "  --page-size N    page size of the connector and of ldapsearch (default 1000)\n"
     "  --seed N         random seed (default 42)\n"
     "  --keep           keep the temp directory (LDIF, store)\n"
-    "  --read-only      stop after the floor and the read alone (for profiling the read)\n";
+    "  --read-only      stop after the floor and the read alone (for profiling the read)\n"
+    "  --dump FILE      write the users and groups the read returned to FILE, one per line\n";
 
 std::optional<Options> parse_options(int argc, char** argv) {
     Options options;
@@ -128,8 +130,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
             options.read_only = true;
             continue;
         }
-        constexpr std::array<std::string_view, 7> k_value_flags{
-            "--users", "--groups", "--memberships", "--changes", "--runs", "--page-size", "--seed"};
+        constexpr std::array<std::string_view, 8> k_value_flags{
+            "--users", "--groups",    "--memberships", "--changes",
+            "--runs",  "--page-size", "--seed",        "--dump"};
         if (std::ranges::find(k_value_flags, flag) == k_value_flags.end()) {
             fmt::print(stderr, "ldap_bench: unknown option {}\n{}", flag, k_usage);
             return std::nullopt;
@@ -160,6 +163,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
                  options.page_size <= 100'000;
         } else if (flag == "--seed") {
             ok = parse_number(value, options.seed);
+        } else if (flag == "--dump") {
+            options.dump = std::string(value);
+            ok = !value.empty();
         }
         if (!ok) {
             fmt::print(stderr, "ldap_bench: bad value \"{}\" for {}\n", value, flag);
@@ -694,6 +700,22 @@ int run(const Options& options) {
                     fmt::format("{} users, {} groups, {} pages, {} unresolved", stats.users,
                                 stats.groups, stats.pages, stats.unresolved_members));
         reads.push_back(phase);
+        if (!options.dump.empty() && r == 0) {
+            auto out = fmt::output_file(options.dump);
+            for (const auto& user : data->users) {
+                out.print("user {} {} {} {} {}\n", user.external_id, user.email, user.active,
+                          user.display_name, user.attributes);
+            }
+            for (const auto& group : data->groups) {
+                out.print("group {} {} {} {}\n", group.external_id, group.name, group.attributes,
+                          fmt::join(group.member_ids, ","));
+            }
+            out.print(
+                "stats users={} groups={} without_id={} without_email={} unresolved={} "
+                "nested={} cycles={}\n",
+                stats.users, stats.groups, stats.users_without_id, stats.users_without_email,
+                stats.unresolved_members, stats.nested_groups, stats.cycles);
+        }
     }
     const Phase read = median(reads, &Phase::seconds);
     print_phase("read_source (connector read)", read, fmt::format("median of {}", options.runs));

@@ -425,28 +425,54 @@ Result<LDAPMessage*> Connection::next_message(int msgid, std::chrono::millisecon
     return message;
 }
 
-Entry Connection::entry(LDAPMessage* message) const {
-    Entry out;
-    if (char* dn = ldap_get_dn(m_ld, message); dn != nullptr) {
-        out.dn = dn;
-        ldap_memfree(dn);
-    }
+namespace {
+
+// Fills `out` with the entry in `message`, reusing the strings and vectors
+// `out` already holds (a search refills one Entry for every entry, so after
+// the first few entries this allocates nothing but libldap's value arrays).
+// Attribute names and values are read in place from the message
+// (ldap_get_dn_ber, ldap_get_attribute_ber) and copied once, into `out`.
+void fill_entry(LDAP* ld, LDAPMessage* message, Entry& out) {
     BerElement* ber = nullptr;
-    for (char* name = ldap_first_attribute(m_ld, message, &ber); name != nullptr;
-         name = ldap_next_attribute(m_ld, message, ber)) {
-        std::vector<std::string> values;
-        if (berval** raw = ldap_get_values_len(m_ld, message, name); raw != nullptr) {
-            for (int i = 0; raw[i] != nullptr; ++i) {
-                values.emplace_back(raw[i]->bv_val, raw[i]->bv_len);
+    berval dn{};
+    std::size_t count = 0;
+    if (ldap_get_dn_ber(ld, message, &ber, &dn) == LDAP_SUCCESS) {
+        out.dn.assign(dn.bv_val != nullptr ? dn.bv_val : "", dn.bv_len);
+        berval name{};
+        berval* values = nullptr;
+        for (int rc = ldap_get_attribute_ber(ld, message, ber, &name, &values);
+             rc == LDAP_SUCCESS && name.bv_val != nullptr;
+             rc = ldap_get_attribute_ber(ld, message, ber, &name, &values)) {
+            if (count == out.attributes.size()) {
+                out.attributes.emplace_back();
             }
-            ldap_value_free_len(raw);
+            auto& [attribute, list] = out.attributes[count++];
+            attribute.assign(name.bv_val, name.bv_len);
+            std::size_t n = 0;
+            for (; values != nullptr && values[n].bv_val != nullptr; ++n) {
+                if (n == list.size()) {
+                    list.emplace_back();
+                }
+                list[n].assign(values[n].bv_val, values[n].bv_len);
+            }
+            list.resize(n);
+            ldap_memfree(values);
+            values = nullptr;
         }
-        out.attributes.emplace_back(name, std::move(values));
-        ldap_memfree(name);
+    } else {
+        out.dn.clear();
     }
+    out.attributes.resize(count);
     if (ber != nullptr) {
         ber_free(ber, 0);
     }
+}
+
+}  // namespace
+
+Entry Connection::entry(LDAPMessage* message) const {
+    Entry out;
+    fill_entry(m_ld, message, out);
     return out;
 }
 
@@ -462,6 +488,7 @@ Result<SearchOutcome> Connection::search(const SearchRequest& request,
     berval cookie{};
     std::string cookie_bytes;
     const std::string what = fmt::format("search {} {}", request.base, request.filter);
+    Entry scratch;  // refilled for every entry, so its storage is reused
     do {
         std::vector<LDAPControl*> controls = request.controls;
         std::unique_ptr<LDAPControl, ControlFree> page_control;
@@ -498,7 +525,8 @@ Result<SearchOutcome> Connection::search(const SearchRequest& request,
             switch (ldap_msgtype(message.get())) {
                 case LDAP_RES_SEARCH_ENTRY: {
                     ++outcome.entries;
-                    if (auto handled = on_entry(entry(message.get())); !handled) {
+                    fill_entry(m_ld, message.get(), scratch);
+                    if (auto handled = on_entry(std::move(scratch)); !handled) {
                         ldap_abandon_ext(m_ld, msgid, nullptr, nullptr);
                         return std::unexpected(handled.error());
                     }

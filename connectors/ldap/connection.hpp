@@ -105,8 +105,9 @@ class Connection {
     ~Connection();
 
     // Runs a search, calling `on_entry` for each entry as it arrives (one
-    // page in memory at most). An error from `on_entry` stops the search and
-    // is returned. Continuation references fail the search with `referral`
+    // page in memory at most). The Entry handed over is refilled for the
+    // next entry: move from it to keep it. An error from `on_entry` stops
+    // the search and is returned. Continuation references fail the search with `referral`
     // unless the configuration ignores them.
     Result<SearchOutcome> search(const SearchRequest& request,
                                  const std::function<Result<void>(Entry&&)>& on_entry);
