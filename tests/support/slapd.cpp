@@ -640,8 +640,17 @@ void Slapd::kill() {
 }
 
 void Slapd::stop() {
-    if (m_pid > 0) {
-        ::kill(m_pid, SIGSTOP);
+    if (m_pid <= 0) {
+        return;
+    }
+    ::kill(m_pid, SIGSTOP);
+    // Return only once every thread has stopped: until then a busy machine
+    // may still let slapd answer.
+    int raw = 0;
+    while (::waitpid(m_pid, &raw, WUNTRACED) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(raw) || WIFSIGNALED(raw)) {
+        m_pid = 0;
     }
 }
 

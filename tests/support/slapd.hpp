@@ -104,7 +104,7 @@ class Slapd {
     void modify(std::string_view ldif);
 
     void kill();     // SIGKILL and wait; no-op when not running
-    void stop();     // SIGSTOP: connections hang
+    void stop();     // SIGSTOP, returns once slapd has stopped: connections hang
     void resume();   // SIGCONT
     void restart();  // after kill(): start on the same ports and data, wait until it answers
     pid_t pid() const { return m_pid; }  // 0 when not running
