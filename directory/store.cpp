@@ -6,10 +6,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
+#include <span>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "directory/db.hpp"
 #include "directory/email.hpp"
@@ -22,6 +25,7 @@ namespace {
 using nlohmann::json;
 
 constexpr int k_busy_timeout_ms = 5000;
+constexpr int k_cache_kib = 32 * 1024;
 
 // The store (its mutex) whose write body runs on this thread, so that a
 // Store call from inside that body fails at once instead of deadlocking.
@@ -80,6 +84,73 @@ constexpr GrantTable k_dataset_grants{
     "access",
 };
 
+// Like SQLite's strftime('%Y-%m-%dT%H:%M:%fZ', 'now').
+std::string now_utc_millis() {
+    auto now = std::chrono::system_clock::now();
+    auto millis =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
+    std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &utc);
+    return fmt::format("{}.{:03}Z", text, millis);
+}
+
+// JSON text built by hand for the audit details and outbox payloads of the
+// bulk calls: far cheaper than a DOM per event.
+void append_json_string(std::string& out, std::string_view text) {
+    out += '"';
+    for (char c : text) {
+        switch (c) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            default:
+                if (static_cast<unsigned char>(c) < 0x20) {
+                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+                } else {
+                    out += c;
+                }
+        }
+    }
+    out += '"';
+}
+
+// One JSON object with string values, keys in the order given (callers
+// give them sorted, as nlohmann dumps them, so both paths write the same
+// audit detail).
+std::string json_object_text(
+    std::initializer_list<std::pair<std::string_view, std::string_view>> fields) {
+    std::string out = "{";
+    for (const auto& [key, value] : fields) {
+        if (out.size() > 1) {
+            out += ',';
+        }
+        append_json_string(out, key);
+        out += ':';
+        append_json_string(out, value);
+    }
+    out += '}';
+    return out;
+}
+
+// Events of a bulk call reach the outbox in rows of at most this many.
+constexpr std::int64_t k_outbox_batch = 1000;
+
 class TransactionImpl final : public Transaction {
   public:
     TransactionImpl(Db& db, std::string_view source) : m_db(db), m_source(source) {}
@@ -109,6 +180,7 @@ class TransactionImpl final : public Transaction {
             UserId id = q.getColumn(0).getInt64();
             std::string current = q.getColumn(1).getString();
             if (!display_name.empty() && current != display_name) {
+                m_users.erase(*canonical);
                 m_db.run("UPDATE users SET display_name = ? WHERE id = ?", display_name, id);
                 audit("user.updated", "", *canonical, json{{"display_name", display_name}});
             }
@@ -166,6 +238,7 @@ class TransactionImpl final : public Transaction {
                         fmt::format("{} {} \"{}\" of source {} already belongs to another user",
                                     id.kind, "value", id.value, id.source));
         }
+        m_id_holders.clear();
         m_db.run("DELETE FROM user_external_ids WHERE user_id = ? AND source = ? AND kind = ?",
                  user, id.source, id.kind);
         m_db.run("INSERT INTO user_external_ids (user_id, source, kind, value) VALUES (?, ?, ?, ?)",
@@ -194,6 +267,8 @@ class TransactionImpl final : public Transaction {
         }
         m_db.run("UPDATE users SET email = ? WHERE id = ?", *canonical, user);
         m_email_cache.erase(user);
+        m_users.erase(*email);
+        m_users.erase(*canonical);
         auto& orgs = m_db.query("SELECT org_id FROM memberships WHERE user_id = ?", user);
         while (orgs.executeStep()) {
             touch_org(orgs.getColumn(0).getInt64());
@@ -265,6 +340,7 @@ class TransactionImpl final : public Transaction {
         OrgId org = m_db.last_insert_id();
         m_db.run("INSERT INTO memberships (org_id, user_id, user_type, role) VALUES (?, ?, ?, ?)",
                  org, *owner, UserType::internal, OrgRole::owner);
+        m_members.emplace(org, *owner);
         m_db.run(
             "INSERT INTO membership_assertions (org_id, user_id, source, user_type, role) "
             "VALUES (?, ?, ?, ?, ?)",
@@ -346,6 +422,7 @@ class TransactionImpl final : public Transaction {
             m_db.run(
                 "INSERT INTO memberships (org_id, user_id, user_type, role) VALUES (?, ?, ?, ?)",
                 org, user, assertion.user_type, assertion.role);
+            m_members.emplace(org, user);
         }
         m_db.run(
             "INSERT INTO membership_assertions (org_id, user_id, source, user_type, role) "
@@ -411,6 +488,7 @@ class TransactionImpl final : public Transaction {
         touch_member(org, user);
         if (last) {
             touch_org(org);  // the cascade also removes grants: rebuild the whole view
+            m_members.erase({org, user});
             m_db.run("DELETE FROM memberships WHERE org_id = ? AND user_id = ?", org, user);
             audit("membership.removed", row->slug, *email,
                   json{{"user_type", to_string(before.first)},
@@ -681,7 +759,8 @@ class TransactionImpl final : public Transaction {
         if (user.source.empty() || user.external_id.empty()) {
             return fail(ErrorCode::invalid_argument, "a mirrored user needs a source and an id");
         }
-        auto key = canonical_email(user.email);
+        auto key = is_canonical_email(user.email) ? Expected<std::string>(user.email)
+                                                  : canonical(user.email);
         m_db.run(
             "INSERT INTO source_users (source, external_id, email, display_name, active, "
             "attributes, email_key) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, "
@@ -715,11 +794,28 @@ class TransactionImpl final : public Transaction {
             group.source, group.external_id, group.name, *attributes);
         m_db.run("DELETE FROM source_group_members WHERE source = ? AND group_external_id = ?",
                  group.source, group.external_id);
-        for (const auto& member : group.member_ids) {
+        // Large groups go k_rows_per_insert members per statement.
+        static const std::string many = values_sql(
+            "INSERT OR IGNORE INTO source_group_members (source, group_external_id, member_id) "
+            "VALUES ",
+            3);
+        const auto& members = group.member_ids;
+        std::size_t full = members.size() - members.size() % k_rows_per_insert;
+        for (std::size_t from = 0; from < full; from += k_rows_per_insert) {
+            m_db.run_with(many.c_str(), [&](sqlite3_stmt* statement) {
+                int index = 0;
+                for (std::size_t i = from; i < from + k_rows_per_insert; ++i) {
+                    Db::bind_view(statement, ++index, group.source);
+                    Db::bind_view(statement, ++index, group.external_id);
+                    Db::bind_view(statement, ++index, members[i]);
+                }
+            });
+        }
+        for (std::size_t i = full; i < members.size(); ++i) {
             m_db.run(
                 "INSERT OR IGNORE INTO source_group_members (source, group_external_id, "
                 "member_id) VALUES (?, ?, ?)",
-                group.source, group.external_id, member);
+                group.source, group.external_id, members[i]);
         }
         return {};
     }
@@ -748,12 +844,158 @@ class TransactionImpl final : public Transaction {
         return {};
     }
 
+    // ---- bulk forms ------------------------------------------------------
+
+    Expected<void> add_members(OrgId org, std::string_view source,
+                               const std::vector<NewMember>& members) override {
+        if (source.empty()) {
+            return fail(ErrorCode::invalid_argument, "a membership assertion needs a source");
+        }
+        auto row = org_row(org);
+        if (!row) {
+            return std::unexpected(row.error());
+        }
+        ChecksOff unchecked(m_db);  // destroyed last: the batch flushes unchecked too
+        BulkEvents batch(*this, row->slug);
+        std::vector<StagedMember> staged;
+        std::unordered_set<std::string> seen_emails;
+        std::unordered_set<std::string_view> seen_ids;
+        for (const NewMember& member : members) {
+            if (member.role == OrgRole::owner) {
+                return fail(ErrorCode::invalid_argument,
+                            "no source asserts the owner role: ownership changes by transfer only");
+            }
+            auto email = canonical(member.email);
+            if (!email) {
+                return std::unexpected(email.error());
+            }
+            // A new membership, of a new user or of one who keeps their name
+            // and id, is written here; anything else (and anything an earlier
+            // entry of this call touched) takes the single calls.
+            bool fresh = seen_emails.insert(*email).second &&
+                         (member.external_id.empty() || seen_ids.insert(member.external_id).second);
+            UserId id = 0;
+            bool fast = false;
+            if (fresh) {
+                // A user this transaction has not seen is most likely new:
+                // inserting is the lookup.
+                const KnownUser* known = find_known_user(*email);
+                if (known == nullptr &&
+                    m_db.run("INSERT INTO users (email, display_name) VALUES (?, ?) ON CONFLICT "
+                             "(email) DO NOTHING",
+                             *email, member.display_name) > 0) {
+                    id = m_db.last_insert_id();
+                    m_users.insert_or_assign(*email, KnownUser{id, member.display_name, true});
+                    audit_text("user.created", "", *email,
+                               json_object_text({{"display_name", member.display_name}}));
+                    if (!member.external_id.empty() &&
+                        m_db.run("INSERT INTO user_external_ids (user_id, source, kind, value) "
+                                 "VALUES (?, ?, 'id', ?) ON CONFLICT DO NOTHING",
+                                 id, source, member.external_id) > 0) {
+                        m_id_holders.insert_or_assign(id_key(source, member.external_id), id);
+                        audit_text("user.external_id_set", "", *email,
+                                   json_object_text({{"kind", "id"},
+                                                     {"source", source},
+                                                     {"value", member.external_id}}));
+                    }
+                    fast = true;
+                } else {
+                    if (known == nullptr) {
+                        known = find_user(*email);
+                    }
+                    id = known->id;
+                    fast =
+                        !is_member(org, *known) &&
+                        (member.display_name.empty() || member.display_name == known->name) &&
+                        (member.external_id.empty() || id_holder(source, member.external_id) != 0);
+                }
+            }
+            if (!fast) {
+                write_memberships(org, source, staged);
+                auto upserted = upsert_user(*email, member.display_name);
+                if (!upserted) {
+                    return std::unexpected(upserted.error());
+                }
+                if (!member.external_id.empty()) {
+                    auto set = set_external_id(
+                        *upserted, ExternalId{std::string(source), "id", member.external_id});
+                    if (!set && set.error().code != ErrorCode::already_exists) {
+                        return set;
+                    }
+                }
+                auto asserted = assert_membership(
+                    org, *upserted,
+                    MembershipAssertion{std::string(source), member.user_type, member.role});
+                if (!asserted) {
+                    return asserted;
+                }
+                continue;
+            }
+            staged.push_back(StagedMember{id, member.user_type, member.role});
+            m_members.emplace(org, id);
+            m_email_cache.emplace(id, *email);
+            touch_member(org, id);
+            audit_text("membership.added", row->slug, *email,
+                       json_object_text({{"asserted_by", source},
+                                         {"role", to_string(member.role)},
+                                         {"user_type", to_string(member.user_type)}}));
+        }
+        write_memberships(org, source, staged);
+        return {};
+    }
+
+    Expected<void> add_group_members(GroupId group, std::string_view source,
+                                     const std::vector<std::string>& emails) override {
+        auto info = group_row(group);
+        if (!info) {
+            return std::unexpected(info.error());
+        }
+        auto [org, name] = *info;
+        auto row = org_row(org);
+        if (!row) {
+            return std::unexpected(row.error());
+        }
+        ChecksOff unchecked(m_db);  // destroyed last: the batch flushes unchecked too
+        BulkEvents batch(*this, row->slug);
+        for (const auto& given : emails) {
+            auto email = canonical(given);
+            if (!email) {
+                return std::unexpected(email.error());
+            }
+            const KnownUser* user = find_user(*email);
+            if (user == nullptr) {
+                return fail(ErrorCode::not_found, fmt::format("no user {}", *email));
+            }
+            if (!is_member(org, *user)) {
+                return fail(ErrorCode::not_a_member,
+                            fmt::format("{} is not a member of org {}, so cannot join group \"{}\"",
+                                        *email, row->slug, name));
+            }
+            if (m_db.run("INSERT OR IGNORE INTO group_members (group_id, org_id, user_id, source) "
+                         "VALUES (?, ?, ?, ?)",
+                         group, org, user->id, source) > 0) {
+                touch_member(org, user->id);
+                audit_text("group.member_added", row->slug, name,
+                           json_object_text({{"asserted_by", source}, {"user", *email}}));
+            }
+        }
+        return {};
+    }
+
     // ---- deferred invariant checks -----------------------------------------
 
     // Invariants 2, 3 and 5 hold for every member and org this transaction
     // touched; checked once, before commit.
     Expected<void> check_invariants() {
+        if (m_touched_members.size() > k_set_based_check) {
+            if (auto checked = check_member_invariants_by_org(); !checked) {
+                return checked;
+            }
+        }
         for (const auto& [org, user] : m_touched_members) {
+            if (m_touched_members.size() > k_set_based_check) {
+                break;
+            }
             auto member = member_type_role(org, user);
             if (!member) {
                 continue;
@@ -802,6 +1044,328 @@ class TransactionImpl final : public Transaction {
     }
 
   private:
+    // Above this many touched members, invariants 2 and 3 are checked with
+    // one scan of each touched org instead of a query per member. Every
+    // member outside the touched ones held them already, so the answer is
+    // the same, including which member an error names (the lowest id).
+    static constexpr std::size_t k_set_based_check = 2000;
+
+    Expected<void> check_member_invariants_by_org() {
+        for (OrgId org : m_touched_orgs) {
+            std::optional<std::pair<UserId, bool>> worst;  // user, breaks invariant 2
+            {
+                auto& q = m_db.query(
+                    "SELECT user_id FROM memberships WHERE org_id = ? AND role IN ('owner', "
+                    "'admin') AND user_type != 'internal' ORDER BY user_id LIMIT 1",
+                    org);
+                if (q.executeStep()) {
+                    worst = std::pair{q.getColumn(0).getInt64(), true};
+                }
+            }
+            {
+                auto& q = m_db.query(
+                    "SELECT m.user_id FROM memberships m WHERE m.org_id = ?1 AND m.user_type = "
+                    "'internal' AND EXISTS (SELECT 1 FROM memberships o WHERE o.user_id = "
+                    "m.user_id AND o.org_id != ?1 AND o.user_type = 'internal') ORDER BY "
+                    "m.user_id LIMIT 1",
+                    org);
+                if (q.executeStep()) {
+                    UserId user = q.getColumn(0).getInt64();
+                    if (!worst || user < worst->first) {
+                        worst = std::pair{user, false};
+                    }
+                }
+            }
+            if (!worst) {
+                continue;
+            }
+            UserId user = worst->first;
+            auto [type, role] = member_type_role(org, user).value();
+            if (worst->second) {
+                return fail(ErrorCode::role_requires_internal,
+                            fmt::format("{} would be {} of org {} as a {} user; only internal "
+                                        "users can be owner or admin",
+                                        *user_email(user), to_string(role), org_row(org)->slug,
+                                        to_string(type)));
+            }
+            auto& q = m_db.query(
+                "SELECT o.slug FROM memberships m JOIN orgs o ON o.id = m.org_id WHERE "
+                "m.user_id = ? AND m.org_id != ? AND m.user_type = 'internal' LIMIT 1",
+                user, org);
+            q.executeStep();
+            std::string other = q.getColumn(0).getString();
+            return fail(ErrorCode::internal_elsewhere,
+                        fmt::format("{} is already internal in org {}; a user is internal "
+                                    "in at most one org",
+                                    *user_email(user), other));
+        }
+        return {};
+    }
+
+    // The tables' CHECK constraints (IN lists, json_valid) cost more than
+    // the rows they guard: SQLite builds a temporary index for every IN list
+    // of every statement it runs. The bulk calls write only values that are
+    // valid by construction (enum spellings, JSON they generate, ids they
+    // looked up) and turn the checks off while they run; the single calls
+    // keep them.
+    class ChecksOff {
+      public:
+        explicit ChecksOff(Db& db) : m_db(db) { m_db.run("PRAGMA ignore_check_constraints = ON"); }
+        ~ChecksOff() {
+            try {
+                m_db.run("PRAGMA ignore_check_constraints = OFF");
+            } catch (const std::exception&) {
+                // The connection is failing; the write rolls back anyway.
+            }
+        }
+        ChecksOff(const ChecksOff&) = delete;
+        ChecksOff& operator=(const ChecksOff&) = delete;
+
+      private:
+        Db& m_db;
+    };
+
+    struct StagedMember {
+        UserId user = 0;
+        UserType user_type = UserType::external;
+        OrgRole role = OrgRole::guest;
+    };
+
+    // New memberships of a bulk call, with their first assertion, written
+    // k_rows_per_insert rows per statement: the CHECK (... IN (...))
+    // constraints of both tables build a temporary index per statement,
+    // which costs several times what the row does.
+    void write_memberships(OrgId org, std::string_view source, std::vector<StagedMember>& staged) {
+        static const std::string many_members =
+            values_sql("INSERT INTO memberships (org_id, user_id, user_type, role) VALUES ", 4);
+        static const std::string many_assertions = values_sql(
+            "INSERT INTO membership_assertions (org_id, user_id, source, user_type, role) VALUES ",
+            5);
+        std::size_t full = staged.size() - staged.size() % k_rows_per_insert;
+        for (std::size_t from = 0; from < full; from += k_rows_per_insert) {
+            m_db.run_with(many_members.c_str(), [&](sqlite3_stmt* statement) {
+                int index = 0;
+                for (std::size_t i = from; i < from + k_rows_per_insert; ++i) {
+                    Db::bind_view(statement, ++index, org);
+                    Db::bind_view(statement, ++index, staged[i].user);
+                    Db::bind_view(statement, ++index, staged[i].user_type);
+                    Db::bind_view(statement, ++index, staged[i].role);
+                }
+            });
+        }
+        for (std::size_t i = full; i < staged.size(); ++i) {
+            m_db.run(
+                "INSERT INTO memberships (org_id, user_id, user_type, role) VALUES (?, ?, ?, ?)",
+                org, staged[i].user, staged[i].user_type, staged[i].role);
+        }
+        for (std::size_t from = 0; from < full; from += k_rows_per_insert) {
+            m_db.run_with(many_assertions.c_str(), [&](sqlite3_stmt* statement) {
+                int index = 0;
+                for (std::size_t i = from; i < from + k_rows_per_insert; ++i) {
+                    Db::bind_view(statement, ++index, org);
+                    Db::bind_view(statement, ++index, staged[i].user);
+                    Db::bind_view(statement, ++index, source);
+                    Db::bind_view(statement, ++index, staged[i].user_type);
+                    Db::bind_view(statement, ++index, staged[i].role);
+                }
+            });
+        }
+        for (std::size_t i = full; i < staged.size(); ++i) {
+            m_db.run(
+                "INSERT INTO membership_assertions (org_id, user_id, source, user_type, role) "
+                "VALUES (?, ?, ?, ?, ?)",
+                org, staged[i].user, source, staged[i].user_type, staged[i].role);
+        }
+        staged.clear();
+    }
+
+    static constexpr std::size_t k_rows_per_insert = 128;
+
+    // "INSERT ... VALUES (?, ?), (?, ?), ..." for k_rows_per_insert rows.
+    static std::string values_sql(std::string_view insert, int columns) {
+        std::string row = "(";
+        for (int i = 0; i < columns; ++i) {
+            row += i == 0 ? "?" : ", ?";
+        }
+        row += ')';
+        std::string sql(insert);
+        for (std::size_t i = 0; i < k_rows_per_insert; ++i) {
+            sql += i == 0 ? "" : ", ";
+            sql += row;
+        }
+        return sql;
+    }
+
+    Expected<std::string> canonical(const std::string& email) {
+        if (is_canonical_email(email)) {
+            return email;
+        }
+        auto checked = canonical_email(email);
+        if (!checked) {
+            return fail(ErrorCode::invalid_argument,
+                        fmt::format("invalid email \"{}\": {}", email, checked.error()));
+        }
+        return std::move(*checked);
+    }
+
+    // What the bulk calls know of a user: created by this transaction, or
+    // read by it (and not changed since).
+    struct KnownUser {
+        UserId id = 0;
+        std::string name;
+        bool created = false;  // so every membership it has is in m_members
+    };
+
+    const KnownUser* find_known_user(const std::string& email) {
+        auto cached = m_users.find(email);
+        return cached == m_users.end() ? nullptr : &cached->second;
+    }
+
+    // The user with this canonical address, which must exist.
+    const KnownUser* find_user(const std::string& email) {
+        if (const KnownUser* known = find_known_user(email)) {
+            return known;
+        }
+        auto& q = m_db.query("SELECT id, display_name FROM users WHERE email = ?", email);
+        if (!q.executeStep()) {
+            return nullptr;
+        }
+        return &m_users
+                    .insert_or_assign(email, KnownUser{q.getColumn(0).getInt64(),
+                                                       q.getColumn(1).getString(), false})
+                    .first->second;
+    }
+
+    UserId id_holder(std::string_view source, const std::string& value) {
+        if (auto held = m_id_holders.find(id_key(source, value)); held != m_id_holders.end()) {
+            return held->second;
+        }
+        auto& q = m_db.query(
+            "SELECT user_id FROM user_external_ids WHERE source = ? AND kind = 'id' AND value = ?",
+            source, value);
+        return q.executeStep() ? q.getColumn(0).getInt64() : 0;
+    }
+
+    static std::string id_key(std::string_view source, std::string_view value) {
+        std::string key(source);
+        key += '\0';
+        key += value;
+        return key;
+    }
+
+    bool is_member(OrgId org, const KnownUser& user) {
+        return m_members.contains({org, user.id}) ||
+               (!user.created && member_type_role(org, user.id).has_value());
+    }
+
+    // While a bulk call runs, its audit events (and those of the single
+    // calls it falls back to) are written k_rows_per_insert per statement,
+    // and reach the outbox in batches: one outbox row of kind "batch" per
+    // k_outbox_batch events, whose payload {"type":"batch","events":[...]}
+    // holds each event as a single event's payload plus its own "id" (the
+    // row's event_id, '-', its index), so every event stays individually
+    // addressable.
+    class BulkEvents {
+      public:
+        BulkEvents(TransactionImpl& tx, std::string org) : m_tx(tx), m_org(std::move(org)) {
+            m_tx.m_batch = this;
+        }
+        ~BulkEvents() {
+            m_tx.m_batch = nullptr;
+            try {
+                flush_audit();
+                flush_outbox();
+            } catch (const std::exception&) {
+                // Only when the connection fails; the write then rolls back.
+            }
+        }
+        BulkEvents(const BulkEvents&) = delete;
+        BulkEvents& operator=(const BulkEvents&) = delete;
+
+        void add(std::string_view kind, const std::string& org, const std::string& subject,
+                 std::string detail) {
+            if (m_count == 0) {
+                m_event_id = new_event_id();
+                m_payload = R"({"type":"batch","events":[)";
+            } else {
+                m_payload += ',';
+            }
+            m_payload += R"({"id":)";
+            append_json_string(m_payload, fmt::format("{}-{}", m_event_id, m_count));
+            m_payload += R"(,"type":)";
+            append_json_string(m_payload, kind);
+            m_payload += R"(,"org":)";
+            append_json_string(m_payload, org);
+            m_payload += R"(,"subject":)";
+            append_json_string(m_payload, subject);
+            m_payload += R"(,"source":)";
+            append_json_string(m_payload, m_tx.m_source);
+            m_payload += R"(,"detail":)";
+            m_payload += detail;
+            m_payload += '}';
+            m_audit.push_back(AuditRow{kind, org, subject, std::move(detail)});
+            if (m_audit.size() == k_rows_per_insert) {
+                flush_audit();
+            }
+            if (++m_count == k_outbox_batch) {
+                flush_outbox();
+            }
+        }
+
+      private:
+        struct AuditRow {
+            std::string_view kind;  // a string literal
+            std::string org;
+            std::string subject;
+            std::string detail;
+        };
+
+        void flush_audit() {
+            static const std::string many = values_sql(
+                "INSERT INTO audit_log (at, source, kind, org, subject, detail) VALUES ", 6);
+            if (m_audit.size() == k_rows_per_insert) {
+                m_tx.m_db.run_with(many.c_str(), [&](sqlite3_stmt* statement) {
+                    int index = 0;
+                    for (const auto& row : m_audit) {
+                        Db::bind_view(statement, ++index, m_tx.m_at);
+                        Db::bind_view(statement, ++index, m_tx.m_source);
+                        Db::bind_view(statement, ++index, row.kind);
+                        Db::bind_view(statement, ++index, row.org);
+                        Db::bind_view(statement, ++index, row.subject);
+                        Db::bind_view(statement, ++index, row.detail);
+                    }
+                });
+            } else {
+                for (const auto& row : m_audit) {
+                    m_tx.m_db.run(
+                        "INSERT INTO audit_log (at, source, kind, org, subject, detail) VALUES "
+                        "(?, ?, ?, ?, ?, ?)",
+                        m_tx.m_at, m_tx.m_source, row.kind, row.org, row.subject, row.detail);
+                }
+            }
+            m_audit.clear();
+        }
+
+        void flush_outbox() {
+            if (m_count == 0) {
+                return;
+            }
+            m_payload += "]}";
+            m_tx.m_db.run(
+                "INSERT INTO outbox (event_id, created_at, org, kind, payload) VALUES (?, ?, ?, "
+                "'batch', ?)",
+                m_event_id, m_tx.m_at, m_org, m_payload);
+            m_count = 0;
+        }
+
+        TransactionImpl& m_tx;
+        std::string m_org;
+        std::vector<AuditRow> m_audit;
+        std::string m_event_id;
+        std::string m_payload;
+        std::int64_t m_count = 0;
+    };
+
     // Project and dataset grants share one shape: per-source rows for user
     // and group principals, the effective value being the highest.
     Expected<void> set_grant(const GrantTable& table, std::int64_t target,
@@ -871,17 +1435,36 @@ class TransactionImpl final : public Transaction {
 
     // Every change is recorded twice in this transaction: in the audit log,
     // and as an outbox event (with a unique id) for outbound webhooks.
+    // Events of one transaction carry its start time.
     void audit(std::string_view kind, const std::string& org, const std::string& subject,
                const json& detail) {
-        std::string text = detail.dump();
+        audit_text(kind, org, subject, detail.dump());
+    }
+
+    void audit_text(std::string_view kind, const std::string& org, const std::string& subject,
+                    std::string detail) {
+        if (m_batch != nullptr) {
+            m_batch->add(kind, org, subject, std::move(detail));
+            return;
+        }
         m_db.run(
-            "INSERT INTO audit_log (source, kind, org, subject, detail) VALUES (?, ?, ?, ?, ?)",
-            m_source, kind, org, subject, text);
-        std::string payload = fmt::format(
-            R"({{"type":{},"org":{},"subject":{},"source":{},"detail":{}}})", json(kind).dump(),
-            json(org).dump(), json(subject).dump(), json(m_source).dump(), text);
-        m_db.run("INSERT INTO outbox (event_id, org, kind, payload) VALUES (?, ?, ?, ?)",
-                 new_event_id(), org, kind, payload);
+            "INSERT INTO audit_log (at, source, kind, org, subject, detail) VALUES (?, ?, ?, ?, "
+            "?, ?)",
+            m_at, m_source, kind, org, subject, detail);
+        std::string payload = R"({"type":)";
+        append_json_string(payload, kind);
+        payload += R"(,"org":)";
+        append_json_string(payload, org);
+        payload += R"(,"subject":)";
+        append_json_string(payload, subject);
+        payload += R"(,"source":)";
+        append_json_string(payload, m_source);
+        payload += R"(,"detail":)";
+        payload += detail;
+        payload += '}';
+        m_db.run(
+            "INSERT INTO outbox (event_id, created_at, org, kind, payload) VALUES (?, ?, ?, ?, ?)",
+            new_event_id(), m_at, org, kind, payload);
     }
 
     // Unique and increasing (microseconds, then a counter, then random
@@ -1035,15 +1618,17 @@ class TransactionImpl final : public Transaction {
         return {};
     }
 
-    static Expected<std::string> checked_attributes(const std::string& attributes) {
+    // The attributes as stored ("{}" when empty); validated without
+    // building a DOM (a sync mirrors a hundred thousand of them).
+    static Expected<std::string_view> checked_attributes(const std::string& attributes) {
         if (attributes.empty()) {
-            return std::string("{}");
+            return std::string_view("{}");
         }
-        auto parsed = json::parse(attributes, nullptr, false);
-        if (parsed.is_discarded() || !parsed.is_object()) {
+        auto first = attributes.find_first_not_of(" \t\r\n");
+        if (first == std::string::npos || attributes[first] != '{' || !json::accept(attributes)) {
             return fail(ErrorCode::invalid_argument, "mirrored attributes must be a JSON object");
         }
-        return attributes;
+        return std::string_view(attributes);
     }
 
     Db& m_db;
@@ -1053,6 +1638,13 @@ class TransactionImpl final : public Transaction {
     std::set<std::pair<OrgId, UserId>> m_touched_members;
     std::unordered_map<OrgId, OrgRow> m_org_cache;
     std::unordered_map<UserId, std::string> m_email_cache;  // kept true by change_user_email
+    // For the bulk calls: users by canonical address (id, display name) and
+    // memberships they made, both kept true by the calls that change them.
+    std::unordered_map<std::string, KnownUser> m_users;
+    std::set<std::pair<OrgId, UserId>> m_members;
+    std::unordered_map<std::string, UserId> m_id_holders;  // id_key → user, set by add_members
+    BulkEvents* m_batch = nullptr;                         // set while a bulk call runs
+    std::string m_at = now_utc_millis();
 };
 
 // Version 4 adds the canonical address of mirrored users; rows written
@@ -1124,6 +1716,10 @@ Expected<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) 
         database.exec("PRAGMA foreign_keys = ON");
         database.exec("PRAGMA journal_mode = WAL");
         database.exec("PRAGMA synchronous = FULL");
+        // A first sync writes a few hundred MiB in one transaction; with
+        // SQLite's default 2 MiB page cache it spills dirty pages to the WAL
+        // over and over. Pages are allocated only as they are used.
+        database.exec(fmt::format("PRAGMA cache_size = -{}", k_cache_kib));
         int version = database.execAndGet("PRAGMA user_version").getInt();
         if (version > latest_schema_version()) {
             return fail(ErrorCode::schema_too_new,
@@ -1920,6 +2516,120 @@ Expected<std::map<std::string, std::size_t>> Store::source_member_counts(
                            static_cast<std::size_t>(q.getColumn(1).getInt64()));
         }
         return counts;
+    });
+}
+
+namespace {
+
+// Two FNV-1a variants over length-prefixed fields.
+class Digester {
+  public:
+    void add(std::string_view field) {
+        std::uint64_t size = field.size();
+        for (int i = 0; i < 8; ++i) {
+            byte(static_cast<unsigned char>(size >> (8 * i)));
+        }
+        for (char c : field) {
+            byte(static_cast<unsigned char>(c));
+        }
+    }
+    MirrorDigest digest() const { return {m_low, m_high}; }
+
+  private:
+    void byte(unsigned char value) {
+        m_low = (m_low ^ value) * 0x100000001b3ULL;
+        m_high = (m_high ^ value) * 0x00000100000001b3ULL + 0x9e3779b97f4a7c15ULL;
+    }
+    std::uint64_t m_low = 0xcbf29ce484222325ULL;
+    std::uint64_t m_high = 0x84222325cbf29ce4ULL;
+};
+
+std::string_view stored_attributes(std::string_view attributes) {
+    return attributes.empty() ? std::string_view("{}") : attributes;
+}
+
+}  // namespace
+
+MirrorDigest mirror_digest(const SourceUser& user) {
+    Digester digester;
+    digester.add(user.email);
+    digester.add(user.display_name);
+    digester.add(user.active ? "1" : "0");
+    digester.add(stored_attributes(user.attributes));
+    return digester.digest();
+}
+
+MirrorDigest mirror_digest(const SourceGroup& group) {
+    Digester digester;
+    digester.add(group.name);
+    digester.add(stored_attributes(group.attributes));
+    std::vector<std::string_view> members(group.member_ids.begin(), group.member_ids.end());
+    std::sort(members.begin(), members.end());
+    members.erase(std::unique(members.begin(), members.end()), members.end());
+    for (auto member : members) {
+        digester.add(member);
+    }
+    return digester.digest();
+}
+
+Expected<std::unordered_map<std::string, MirrorDigest>> Store::source_user_digests(
+    std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, MirrorDigest>> {
+        std::unordered_map<std::string, MirrorDigest> digests;
+        auto& q = m_impl->db.query(
+            "SELECT external_id, email, display_name, active, attributes FROM source_users WHERE "
+            "source = ?",
+            source);
+        while (q.executeStep()) {
+            Digester digester;
+            digester.add(q.getColumn(1).getText());
+            digester.add(q.getColumn(2).getText());
+            digester.add(q.getColumn(3).getInt() != 0 ? "1" : "0");
+            digester.add(q.getColumn(4).getText());
+            digests.emplace(q.getColumn(0).getString(), digester.digest());
+        }
+        return digests;
+    });
+}
+
+Expected<std::unordered_map<std::string, MirrorDigest>> Store::source_group_digests(
+    std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, MirrorDigest>> {
+        std::unordered_map<std::string, MirrorDigest> digests;
+        std::unordered_map<std::string, Digester> digesters;
+        {
+            auto& q = m_impl->db.query(
+                "SELECT external_id, name, attributes FROM source_groups WHERE source = ?", source);
+            while (q.executeStep()) {
+                Digester& digester = digesters[q.getColumn(0).getString()];
+                digester.add(q.getColumn(1).getText());
+                digester.add(q.getColumn(2).getText());
+            }
+        }
+        // Members in key order: by group, then by member id (sorted and
+        // unique, as mirror_digest takes them).
+        std::string current;
+        Digester* digester = nullptr;
+        auto& q = m_impl->db.query(
+            "SELECT group_external_id, member_id FROM source_group_members WHERE source = ? ORDER "
+            "BY group_external_id, member_id",
+            source);
+        while (q.executeStep()) {
+            const char* group = q.getColumn(0).getText();
+            if (digester == nullptr || current != group) {
+                current = group;
+                auto found = digesters.find(current);
+                digester = found == digesters.end() ? nullptr : &found->second;
+                if (digester == nullptr) {
+                    continue;
+                }
+            }
+            digester->add(q.getColumn(1).getText());
+        }
+        for (auto& [id, value] : digesters) {
+            digests.emplace(id, value.digest());
+        }
+        return digests;
     });
 }
 

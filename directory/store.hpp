@@ -52,6 +52,18 @@ struct SourceGroup {
     std::vector<std::string> member_ids;  // external ids of member users
 };
 
+// A 128-bit digest of what the mirror stores of a record (not its source
+// or id): equal digests mean the stored record needs no rewrite. Empty
+// attributes digest as "{}", and a group's members as a sorted set, as the
+// store keeps them.
+struct MirrorDigest {
+    std::uint64_t low = 0;
+    std::uint64_t high = 0;
+    bool operator==(const MirrorDigest&) const = default;
+};
+MirrorDigest mirror_digest(const SourceUser& user);
+MirrorDigest mirror_digest(const SourceGroup& group);
+
 // Everything one source asserts, by name, for the sync planner to diff.
 struct SourceAssertions {
     struct Member {
@@ -75,6 +87,15 @@ struct SourceAssertions {
     std::vector<Member> members;
     std::vector<GroupMember> group_members;
     std::vector<GroupGrant> grants;
+};
+
+// One member a sync adds (Transaction::add_members).
+struct NewMember {
+    std::string email;  // canonicalised like upsert_user's
+    std::string display_name;
+    std::string external_id;  // the source's "id" for the user; may be empty
+    UserType user_type = UserType::external;
+    OrgRole role = OrgRole::guest;
 };
 
 struct UserState {
@@ -146,6 +167,21 @@ class Transaction {
     // demotion (admin_must_be_demoted). Retracting what was never asserted is
     // a no-op.
     virtual Expected<void> retract_membership(OrgId org, UserId user, std::string_view source) = 0;
+
+    // Bulk forms for syncs, which add members by the hundred thousand.
+    // add_members has the effects, checks and audit events of, for each
+    // entry in order: upsert_user, set_external_id({source, "id",
+    // external_id}) when the id is set (an id another user holds stays
+    // with them) and assert_membership; add_group_members those of
+    // add_group_member for each address (not_found for an unknown one).
+    // The first error stops them. New users and memberships take a few
+    // set-based statements per call; other entries fall back to the single
+    // calls. Their audit events are written per entry, grouped by kind, and
+    // reach the outbox in batches (see the outbox note at audit()).
+    virtual Expected<void> add_members(OrgId org, std::string_view source,
+                                       const std::vector<NewMember>& members) = 0;
+    virtual Expected<void> add_group_members(GroupId group, std::string_view source,
+                                             const std::vector<std::string>& emails) = 0;
 
     // Groups. Names are unique per org.
     virtual Expected<GroupId> create_group(OrgId org, std::string_view name) = 0;
@@ -311,6 +347,13 @@ class Store {
         const std::vector<std::string>& group_names) const;
     // How many memberships `source` asserts, by org slug.
     Expected<std::map<std::string, std::size_t>> source_member_counts(
+        std::string_view source) const;
+    // The digest of every mirrored user and group of `source`, by external
+    // id: what a full run compares a fetch with, in a fraction of the
+    // memory of the mirror itself.
+    Expected<std::unordered_map<std::string, MirrorDigest>> source_user_digests(
+        std::string_view source) const;
+    Expected<std::unordered_map<std::string, MirrorDigest>> source_group_digests(
         std::string_view source) const;
     // How many users the source's mirror holds.
     Expected<std::size_t> source_user_count(std::string_view source) const;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
 
 namespace orgsync::sync {
 namespace {
@@ -148,9 +149,37 @@ class Applier {
         return fail(ErrorCode::invalid_argument, "unknown change");
     }
 
+    // A run of add_member changes of one org: one bulk call.
+    Expected<void> add_members(const std::string& org_slug, std::vector<NewMember> members) {
+        auto org = org_id(org_slug);
+        if (!org) {
+            return std::unexpected(org.error());
+        }
+        return m_tx.add_members(*org, m_source, members);
+    }
+
+    // A run of add_group_member changes of one group: one bulk call.
+    Expected<void> add_group_members(const std::string& org, const std::string& group,
+                                     const std::vector<std::string>& emails) {
+        auto id = group_id(org, group);
+        if (!id) {
+            return std::unexpected(id.error());
+        }
+        return m_tx.add_group_members(*id, m_source, emails);
+    }
+
   private:
+    // Ids found once stay valid for the transaction: sync never deletes an
+    // org or a group.
     Expected<OrgId> org_id(const std::string& slug) {
-        return required(m_tx.find_org_id(slug), fmt::format("org {}", slug));
+        if (auto cached = m_orgs.find(slug); cached != m_orgs.end()) {
+            return cached->second;
+        }
+        auto found = required(m_tx.find_org_id(slug), fmt::format("org {}", slug));
+        if (found) {
+            m_orgs.emplace(slug, *found);
+        }
+        return found;
     }
     Expected<UserId> user_id(const std::string& email) {
         return required(m_tx.find_user_id(email), fmt::format("user {}", email));
@@ -160,7 +189,16 @@ class Applier {
         if (!id) {
             return std::unexpected(id.error());
         }
-        return required(m_tx.find_group_id(*id, name), fmt::format("group {} in {}", name, org));
+        auto key = std::pair{*id, name};
+        if (auto cached = m_groups.find(key); cached != m_groups.end()) {
+            return cached->second;
+        }
+        auto found =
+            required(m_tx.find_group_id(*id, name), fmt::format("group {} in {}", name, org));
+        if (found) {
+            m_groups.emplace(std::move(key), *found);
+        }
+        return found;
     }
 
     Expected<void> apply_project(const Change& change) {
@@ -233,6 +271,8 @@ class Applier {
     Transaction& m_tx;
     const mapping::Mapping& m_mapping;
     std::string_view m_source;
+    std::map<std::string, OrgId, std::less<>> m_orgs;
+    std::map<std::pair<OrgId, std::string>, GroupId> m_groups;
 };
 
 }  // namespace
@@ -240,13 +280,43 @@ class Applier {
 Expected<void> apply_changes(Transaction& tx, const mapping::Mapping& mapping,
                              std::string_view source, const std::vector<Change>& changes) {
     Applier applier(tx, mapping, source);
-    for (const auto& change : changes) {
-        if (auto done = applier.apply(change); !done) {
-            Error error = done.error();
-            error.message = fmt::format("{} ({} {})", error.message, to_string(change.kind),
-                                        change.email.empty() ? change.group : change.email);
-            return std::unexpected(std::move(error));
+    auto failed = [](Error error, const Change& change) {
+        error.message = fmt::format("{} ({} {})", error.message, to_string(change.kind),
+                                    change.email.empty() ? change.group : change.email);
+        return std::unexpected(std::move(error));
+    };
+    // Runs of new members of one org and of new members of one group (the
+    // bulk of a first sync) go to the store's bulk calls.
+    for (std::size_t i = 0; i < changes.size();) {
+        const Change& change = changes[i];
+        std::size_t end = i + 1;
+        if (change.kind == ChangeKind::add_member) {
+            std::vector<NewMember> members;
+            for (end = i; end < changes.size() && changes[end].kind == ChangeKind::add_member &&
+                          changes[end].org == change.org;
+                 ++end) {
+                const Change& add = changes[end];
+                members.push_back(NewMember{add.email, add.display_name, add.external_id,
+                                            add.user_type, add.role});
+            }
+            if (auto done = applier.add_members(change.org, std::move(members)); !done) {
+                return failed(done.error(), change);
+            }
+        } else if (change.kind == ChangeKind::add_group_member) {
+            std::vector<std::string> emails;
+            for (end = i;
+                 end < changes.size() && changes[end].kind == ChangeKind::add_group_member &&
+                 changes[end].org == change.org && changes[end].group == change.group;
+                 ++end) {
+                emails.push_back(changes[end].email);
+            }
+            if (auto done = applier.add_group_members(change.org, change.group, emails); !done) {
+                return failed(done.error(), change);
+            }
+        } else if (auto done = applier.apply(change); !done) {
+            return failed(done.error(), change);
         }
+        i = end;
     }
     return {};
 }

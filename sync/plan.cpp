@@ -28,43 +28,103 @@ constexpr std::array<std::string_view, 18> k_change_names{
     "add_fallback_admin", "change_email",
 };
 
+// Keys of the diff's hash maps: the fields joined by NUL, which sorts like
+// the tuple of the fields (no field holds a NUL), so changes keep the order
+// of the ordered maps they came from.
+std::string key_of(std::string_view a, std::string_view b) {
+    std::string key;
+    key.reserve(a.size() + b.size() + 1);
+    key.append(a).push_back('\0');
+    key.append(b);
+    return key;
+}
+
+std::string key_of(std::string_view a, std::string_view b, std::string_view c) {
+    std::string key;
+    key.reserve(a.size() + b.size() + c.size() + 2);
+    key.append(a).push_back('\0');
+    key.append(b).push_back('\0');
+    key.append(c);
+    return key;
+}
+
+// The fields of a key_of key.
+std::array<std::string, 3> fields_of(std::string_view key) {
+    std::array<std::string, 3> fields;
+    std::size_t field = 0;
+    for (char c : key) {
+        if (c == '\0' && field < 2) {
+            ++field;
+        } else {
+            fields[field].push_back(c);
+        }
+    }
+    return fields;
+}
+
+// The address as the store keys it; most addresses a directory holds are
+// canonical already, which is cheap to check.
+std::optional<std::string> canonical(const std::string& email) {
+    if (directory::is_canonical_email(email)) {
+        return email;
+    }
+    auto checked = directory::canonical_email(email);
+    return checked ? std::optional<std::string>(std::move(*checked)) : std::nullopt;
+}
+
+// Why a member is wanted; rendered as text only for the changes a plan
+// emits.
+struct Why {
+    enum class Kind : std::uint8_t { domain, pushed, group };
+    Kind kind = Kind::domain;
+    const std::string* name = nullptr;  // the domain rule's, or the group's
+    std::optional<UserType> capped;     // admin capped to member for this type
+
+    std::string text(std::string_view source) const {
+        std::string out = kind == Kind::domain   ? fmt::format("domain {}", *name)
+                          : kind == Kind::pushed ? fmt::format("pushed by {}", source)
+                                                 : fmt::format("group {}", *name);
+        if (capped) {
+            out += fmt::format(" (admin capped to member: {} user)", directory::to_string(*capped));
+        }
+        return out;
+    }
+};
+
 struct DesiredMember {
     UserType user_type = UserType::external;
     OrgRole role = OrgRole::guest;
-    std::string external_id;
-    std::string display_name;
-    std::string why;
+    const directory::SourceUser* user = nullptr;  // the first to join: id and name
+    Why why;
 };
 
-// (org, email) → what the source should assert.
-using MemberKey = std::pair<std::string, std::string>;
-// (org, group, email)
-using GroupMemberKey = std::tuple<std::string, std::string, std::string>;
 // (org, group, project, dataset) → level
 using GrantKey = std::tuple<std::string, std::string, std::string, std::string>;
 
 struct Desired {
-    std::map<MemberKey, DesiredMember> members;
-    std::set<std::pair<std::string, std::string>> groups;  // (org, group)
-    std::set<GroupMemberKey> group_members;
+    std::unordered_map<std::string, DesiredMember> members;  // key_of(org, email)
+    std::set<std::pair<std::string, std::string>> groups;    // (org, group)
+    std::unordered_set<std::string> group_members;           // key_of(org, group, email)
     std::map<GrantKey, Level> grants;
-    std::map<std::string, bool> active;  // email → active, for mapped users
+    std::unordered_map<std::string, bool> active;  // email → active, for mapped users
 };
 
 // Joins `org` with at least `role`; the type is the highest seen.
-void join(Desired& desired, const std::string& org, const std::string& email,
-          const directory::SourceUser& user, UserType type, OrgRole role, const std::string& why) {
-    auto [it, inserted] = desired.members.try_emplace({org, email});
+DesiredMember* join(Desired& desired, const std::string& org, const std::string& email,
+                    const directory::SourceUser& user, UserType type, OrgRole role,
+                    const Why& why) {
+    auto [it, inserted] = desired.members.try_emplace(key_of(org, email));
     DesiredMember& member = it->second;
     if (inserted) {
-        member = DesiredMember{type, role, user.external_id, user.display_name, why};
-        return;
+        member = DesiredMember{type, role, &user, why};
+        return &member;
     }
     member.user_type = std::max(member.user_type, type);
     if (role > member.role) {
         member.role = role;
         member.why = why;
     }
+    return &member;
 }
 
 // The type a user has in an org their domain does not belong to: workforce
@@ -79,12 +139,6 @@ UserType outside_type(const std::optional<mapping::DomainMatch>& home) {
 Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const SourceData& data,
                PlanSummary& summary) {
     Desired desired;
-    std::unordered_map<std::string, std::vector<const directory::SourceGroup*>> groups_of;
-    for (const auto& group : data.groups) {
-        for (const auto& member : group.member_ids) {
-            groups_of[member].push_back(&group);
-        }
-    }
     const bool scim = source.type == "scim";
     summary.mirror_users = data.users.size();
 
@@ -93,7 +147,7 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
         const mapping::OrgMapping* org;
         OrgRole role;  // guest for a grant rule: it only brings the user in
     };
-    std::unordered_map<std::string, std::vector<RuleRef>> rules_by_group;
+    std::unordered_map<std::string_view, std::vector<RuleRef>> rules_by_group;
     for (const auto& org : mapping.orgs) {
         for (const auto& rule : org.roles) {
             if (rule.source == source.name) {
@@ -108,17 +162,37 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
     }
     const mapping::OrgMapping* bound = scim ? mapping.find_org(source.org) : nullptr;
 
-    std::unordered_map<std::string, std::string> email_of;  // external id → canonical email
+    // Only groups that a rule names bring users in.
+    std::unordered_map<std::string_view, std::vector<const directory::SourceGroup*>> groups_of;
+    for (const auto& group : data.groups) {
+        if (rules_by_group.contains(group.name)) {
+            for (const auto& member : group.member_ids) {
+                groups_of[member].push_back(&group);
+            }
+        }
+    }
+
+    // external id → canonical email; the strings live in `emails`.
+    std::vector<std::string> emails;
+    emails.reserve(data.users.size());
+    std::unordered_map<std::string_view, const std::string*> email_of;
     email_of.reserve(data.users.size());
-    std::vector<const mapping::OrgMapping*> joined;
+    std::unordered_map<std::string, std::optional<mapping::DomainMatch>> domains;
+    std::vector<DesiredMember*> joined;
     for (const auto& user : data.users) {
-        auto email = directory::canonical_email(user.email);
+        auto email = canonical(user.email);
         if (!email) {
             ++summary.invalid_emails;
             continue;
         }
-        email_of.emplace(user.external_id, *email);
-        auto home = mapping::resolve_domain(mapping, directory::email_domain(*email));
+        const std::string& address = emails.emplace_back(std::move(*email));
+        email_of.emplace(user.external_id, &address);
+        std::string domain(directory::email_domain(address));
+        auto found_domain = domains.find(domain);
+        if (found_domain == domains.end()) {
+            found_domain = domains.emplace(domain, mapping::resolve_domain(mapping, domain)).first;
+        }
+        const auto& home = found_domain->second;
         auto type_in = [&](const mapping::OrgMapping* org) {
             return home && home->org == org ? home->rule->user_type : outside_type(home);
         };
@@ -126,38 +200,30 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
         const mapping::OrgMapping* first = scim ? bound : (home ? home->org : nullptr);
         if (first != nullptr) {
             bool home_org = home && home->org == first;
-            join(desired, first->slug, *email, user, type_in(first),
-                 home_org ? home->rule->role : OrgRole::guest,
-                 home_org ? fmt::format("domain {}", home->rule->name)
-                          : fmt::format("pushed by {}", source.name));
-            joined.push_back(first);
+            joined.push_back(join(desired, first->slug, address, user, type_in(first),
+                                  home_org ? home->rule->role : OrgRole::guest,
+                                  home_org ? Why{Why::Kind::domain, &home->rule->name, {}}
+                                           : Why{Why::Kind::pushed, nullptr, {}}));
         }
         if (auto found = groups_of.find(user.external_id); found != groups_of.end()) {
             for (const auto* group : found->second) {
-                auto rules = rules_by_group.find(group->name);
-                if (rules == rules_by_group.end()) {
-                    continue;
-                }
-                for (const auto& rule : rules->second) {
-                    join(desired, rule.org->slug, *email, user, type_in(rule.org), rule.role,
-                         fmt::format("group {}", group->name));
-                    joined.push_back(rule.org);
+                for (const auto& rule : rules_by_group.find(group->name)->second) {
+                    joined.push_back(join(desired, rule.org->slug, address, user, type_in(rule.org),
+                                          rule.role, Why{Why::Kind::group, &group->name, {}}));
                 }
             }
         }
         // Invariant 2: only internal users can be admin; a rule cannot make
         // it otherwise, so the role is capped and the plan says why.
-        for (const auto* org : joined) {
-            auto& member = desired.members.at({org->slug, *email});
-            if (member.role == OrgRole::admin && member.user_type != UserType::internal) {
-                member.role = OrgRole::member;
-                member.why += fmt::format(" (admin capped to member: {} user)",
-                                          directory::to_string(member.user_type));
+        for (DesiredMember* member : joined) {
+            if (member->role == OrgRole::admin && member->user_type != UserType::internal) {
+                member->role = OrgRole::member;
+                member->why.capped = member->user_type;
             }
         }
         if (!joined.empty()) {
             ++summary.mapped_users;
-            desired.active[*email] = user.active;
+            desired.active.insert_or_assign(address, user.active);
         } else {
             ++summary.unmapped_users;
         }
@@ -180,8 +246,9 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
         desired.groups.insert(key);
         for (const auto& member : group->member_ids) {
             auto email = email_of.find(member);
-            if (email != email_of.end() && desired.members.contains({key.first, email->second})) {
-                desired.group_members.insert({key.first, key.second, email->second});
+            if (email != email_of.end() &&
+                desired.members.contains(key_of(key.first, *email->second))) {
+                desired.group_members.insert(key_of(key.first, key.second, *email->second));
             }
         }
     }
@@ -331,14 +398,17 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
     // Users the source knows by id under another address: the address
     // changes first, and what the source asserted for them is compared
     // under the new one.
-    const auto* known = &state.known;
+    const auto& known = state.known;
     auto& active_now = state.active_now;
     std::unordered_map<std::string, std::string> renamed;  // old address → new
     for (const auto& user : data.users) {
-        auto email = directory::canonical_email(user.email);
-        auto was = known->find(user.external_id);
-        if (!email || was == known->end() || was->second == *email || active_now.contains(*email)) {
-            continue;  // unknown, unchanged, or the new address is someone else's
+        auto was = known.find(user.external_id);
+        if (was == known.end()) {
+            continue;
+        }
+        auto email = canonical(user.email);
+        if (!email || was->second == *email || active_now.contains(*email)) {
+            continue;  // unchanged, or the new address is someone else's
         }
         renamed.emplace(was->second, *email);
         plan.changes.push_back(Change{.kind = ChangeKind::change_email,
@@ -350,44 +420,65 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
         auto found = renamed.find(email);
         return found == renamed.end() ? email : found->second;
     };
+    // Changes found in hash maps go out in the order of their keys.
+    auto by_key = [](const std::string* a, const std::string* b) { return *a < *b; };
+    std::vector<const std::string*> keys;
 
     // Memberships: add and change first, removals (with the demotion of an
     // admin recorded as its own step, invariant 4) after grants.
-    std::vector<Change> removals;
-    std::map<MemberKey, const directory::SourceAssertions::Member*> asserted;
+    std::unordered_map<std::string, const directory::SourceAssertions::Member*> asserted;
+    asserted.reserve(current->members.size());
     for (const auto& member : current->members) {
-        asserted[{member.org, now_known_as(member.email)}] = &member;
+        asserted[key_of(member.org, now_known_as(member.email))] = &member;
     }
     for (const auto& [key, want] : desired.members) {
         auto have = asserted.find(key);
+        if (have == asserted.end() || have->second->user_type != want.user_type ||
+            have->second->role != want.role) {
+            keys.push_back(&key);
+        }
+    }
+    std::sort(keys.begin(), keys.end(), by_key);
+    for (const std::string* key : keys) {
+        const DesiredMember& want = desired.members.find(*key)->second;
+        auto have = asserted.find(*key);
+        auto [org, email, unused] = fields_of(*key);
         if (have == asserted.end()) {
             plan.changes.push_back(Change{.kind = ChangeKind::add_member,
-                                          .org = key.first,
-                                          .email = key.second,
+                                          .org = std::move(org),
+                                          .email = std::move(email),
                                           .user_type = want.user_type,
                                           .role = want.role,
-                                          .external_id = want.external_id,
-                                          .display_name = want.display_name,
-                                          .why = want.why});
-        } else if (have->second->user_type != want.user_type || have->second->role != want.role) {
+                                          .external_id = want.user->external_id,
+                                          .display_name = want.user->display_name,
+                                          .why = want.why.text(source.name)});
+        } else {
             plan.changes.push_back(Change{.kind = ChangeKind::change_member,
-                                          .org = key.first,
-                                          .email = key.second,
+                                          .org = std::move(org),
+                                          .email = std::move(email),
                                           .user_type = want.user_type,
                                           .role = want.role,
                                           .from_type = have->second->user_type,
                                           .from_role = have->second->role,
-                                          .why = want.why});
+                                          .why = want.why.text(source.name)});
         }
     }
+    keys.clear();
+    std::vector<std::pair<std::string, const directory::SourceAssertions::Member*>> gone;
     for (const auto& [key, have] : asserted) {
-        if (desired.members.contains(key)) {
-            continue;
+        if (!desired.members.contains(key)) {
+            gone.emplace_back(key, have);
         }
+    }
+    std::sort(gone.begin(), gone.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<Change> removals;
+    for (const auto& [key, have] : gone) {
+        auto [org, email, unused] = fields_of(key);
         if (have->role == OrgRole::admin) {
             removals.push_back(Change{.kind = ChangeKind::change_member,
-                                      .org = key.first,
-                                      .email = key.second,
+                                      .org = org,
+                                      .email = email,
                                       .user_type = have->user_type,
                                       .role = OrgRole::member,
                                       .from_type = have->user_type,
@@ -396,8 +487,8 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
                                       .before_removal = true});
         }
         removals.push_back(Change{.kind = ChangeKind::remove_member,
-                                  .org = key.first,
-                                  .email = key.second,
+                                  .org = std::move(org),
+                                  .email = std::move(email),
                                   .user_type = have->user_type,
                                   .role = have->role,
                                   .why = fmt::format("no longer stated by {}", source.name)});
@@ -430,19 +521,27 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
                        .why = fmt::format("named by the mapping for {}", source.name)});
         }
     }
-    std::set<GroupMemberKey> have_group_members;
+    std::unordered_set<std::string> have_group_members;
+    have_group_members.reserve(current->group_members.size());
     for (const auto& member : current->group_members) {
-        have_group_members.insert({member.org, member.group, now_known_as(member.email)});
+        have_group_members.insert(key_of(member.org, member.group, now_known_as(member.email)));
     }
+    const std::string member_why = fmt::format("member in {}", source.name);
     for (const auto& key : desired.group_members) {
         if (!have_group_members.contains(key)) {
-            plan.changes.push_back(Change{.kind = ChangeKind::add_group_member,
-                                          .org = std::get<0>(key),
-                                          .email = std::get<2>(key),
-                                          .group = std::get<1>(key),
-                                          .why = fmt::format("member in {}", source.name)});
+            keys.push_back(&key);
         }
     }
+    std::sort(keys.begin(), keys.end(), by_key);
+    for (const std::string* key : keys) {
+        auto [org, group, email] = fields_of(*key);
+        plan.changes.push_back(Change{.kind = ChangeKind::add_group_member,
+                                      .org = std::move(org),
+                                      .email = std::move(email),
+                                      .group = std::move(group),
+                                      .why = member_why});
+    }
+    keys.clear();
 
     // Grants.
     std::map<GrantKey, Level> have_grants;
@@ -477,16 +576,23 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
                                           .why = "no grant rule in the mapping"});
         }
     }
+    const std::string not_member_why = fmt::format("not a member in {}", source.name);
     for (const auto& key : have_group_members) {
         if (!desired.group_members.contains(key)) {
-            plan.changes.push_back(Change{.kind = ChangeKind::remove_group_member,
-                                          .org = std::get<0>(key),
-                                          .email = std::get<2>(key),
-                                          .group = std::get<1>(key),
-                                          .why = fmt::format("not a member in {}", source.name)});
+            keys.push_back(&key);
         }
     }
-    plan.changes.insert(plan.changes.end(), removals.begin(), removals.end());
+    std::sort(keys.begin(), keys.end(), by_key);
+    for (const std::string* key : keys) {
+        auto [org, group, email] = fields_of(*key);
+        plan.changes.push_back(Change{.kind = ChangeKind::remove_group_member,
+                                      .org = std::move(org),
+                                      .email = std::move(email),
+                                      .group = std::move(group),
+                                      .why = not_member_why});
+    }
+    plan.changes.insert(plan.changes.end(), std::make_move_iterator(removals.begin()),
+                        std::make_move_iterator(removals.end()));
 
     // Accounts the source disables or enables again.
     for (const auto& [was, now] : renamed) {
@@ -494,31 +600,39 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
             active_now.emplace(now, found->second);
         }
     }
-    std::unordered_map<std::string, std::vector<std::string>> orgs_of;
-    for (const auto& [key, member] : asserted) {
-        orgs_of[key.second].push_back(key.first);
-    }
     // An account is active only while no source that knows it says it is
     // disabled: a source never re-enables what another disables, so two
     // sources that disagree do not flip it back and forth.
-    const auto* disabled = &state.disabled;
+    const auto& disabled = state.disabled;
+    std::vector<std::pair<std::string, bool>> flips;  // email, stated active
     for (const auto& [email, stated] : desired.active) {
-        bool active = stated && !disabled->contains(email);
+        bool active = stated && !disabled.contains(email);
         auto now = active_now.find(email);
         bool currently = now == active_now.end() || now->second;
         if (currently != active) {
-            if (!active) {
-                for (const auto& org : orgs_of[email]) {
-                    ++plan.summary.deactivations_by_org[org];
-                }
-            }
-            plan.changes.push_back(
-                Change{.kind = active ? ChangeKind::reactivate_user : ChangeKind::deactivate_user,
-                       .email = email,
-                       .why = active   ? fmt::format("enabled in {}", source.name)
-                              : stated ? "disabled in another source"
-                                       : fmt::format("disabled in {}", source.name)});
+            flips.emplace_back(email, stated);
         }
+    }
+    std::sort(flips.begin(), flips.end());
+    std::unordered_map<std::string, std::vector<std::string>> orgs_of;
+    if (!flips.empty()) {
+        for (const auto& member : current->members) {
+            orgs_of[now_known_as(member.email)].push_back(member.org);
+        }
+    }
+    for (const auto& [email, stated] : flips) {
+        bool active = stated && !disabled.contains(email);
+        if (!active) {
+            for (const auto& org : orgs_of[email]) {
+                ++plan.summary.deactivations_by_org[org];
+            }
+        }
+        plan.changes.push_back(
+            Change{.kind = active ? ChangeKind::reactivate_user : ChangeKind::deactivate_user,
+                   .email = email,
+                   .why = active   ? fmt::format("enabled in {}", source.name)
+                          : stated ? "disabled in another source"
+                                   : fmt::format("disabled in {}", source.name)});
     }
     return plan;
 }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "sync/apply.hpp"
 
@@ -102,38 +103,24 @@ Expected<std::size_t> hold_admin_removals(const Store& store, Plan& plan, const 
     return moved;
 }
 
-bool same_user(const SourceUser& a, const SourceUser& b) {
-    return a.email == b.email && a.display_name == b.display_name && a.active == b.active &&
-           (a.attributes.empty() ? std::string("{}") : a.attributes) ==
-               (b.attributes.empty() ? std::string("{}") : b.attributes);
-}
+// The stored mirror, as digests by external id (Store::source_user_digests).
+struct StoredDigests {
+    std::unordered_map<std::string, MirrorDigest> users;
+    std::unordered_map<std::string, MirrorDigest> groups;
+};
 
-bool same_group(const SourceGroup& stored, const SourceGroup& fetched) {
-    if (stored.name != fetched.name ||
-        stored.attributes != (fetched.attributes.empty() ? "{}" : fetched.attributes)) {
-        return false;
-    }
-    std::vector<std::string> members = fetched.member_ids;
-    std::sort(members.begin(), members.end());
-    members.erase(std::unique(members.begin(), members.end()), members.end());
-    return members == stored.member_ids;  // stored ids are sorted and unique
-}
-
-// Makes the stored mirror `old` equal to `data`, writing only what differs.
-Expected<void> replace_mirror(Transaction& tx, std::string_view source, const SourceData& old,
+// Makes the stored mirror (`old`) equal to `data`, writing only what
+// differs. Called again when the first apply is retried, so `old` stays
+// as it is.
+Expected<void> replace_mirror(Transaction& tx, std::string_view source, const StoredDigests& old,
                               const SourceData& data) {
-    std::unordered_map<std::string_view, const SourceUser*> old_users;
-    for (const auto& user : old.users) {
-        old_users.emplace(user.external_id, &user);
-    }
+    std::unordered_set<std::string_view> kept;
+    kept.reserve(data.users.size());
     for (const auto& user : data.users) {
-        auto found = old_users.find(user.external_id);
-        if (found != old_users.end()) {
-            bool same = same_user(*found->second, user);
-            old_users.erase(found);
-            if (same) {
-                continue;
-            }
+        kept.insert(user.external_id);
+        auto found = old.users.find(user.external_id);
+        if (found != old.users.end() && found->second == mirror_digest(user)) {
+            continue;
         }
         SourceUser stored = user;
         stored.source = std::string(source);
@@ -141,23 +128,19 @@ Expected<void> replace_mirror(Transaction& tx, std::string_view source, const So
             return put;
         }
     }
-    for (const auto& [id, user] : old_users) {
-        if (auto gone = tx.delete_source_user(source, id); !gone) {
-            return gone;
+    for (const auto& [id, digest] : old.users) {
+        if (!kept.contains(id)) {
+            if (auto gone = tx.delete_source_user(source, id); !gone) {
+                return gone;
+            }
         }
     }
-    std::unordered_map<std::string_view, const SourceGroup*> old_groups;
-    for (const auto& group : old.groups) {
-        old_groups.emplace(group.external_id, &group);
-    }
+    kept.clear();
     for (const auto& group : data.groups) {
-        auto found = old_groups.find(group.external_id);
-        if (found != old_groups.end()) {
-            bool same = same_group(*found->second, group);
-            old_groups.erase(found);
-            if (same) {
-                continue;
-            }
+        kept.insert(group.external_id);
+        auto found = old.groups.find(group.external_id);
+        if (found != old.groups.end() && found->second == mirror_digest(group)) {
+            continue;
         }
         SourceGroup stored = group;
         stored.source = std::string(source);
@@ -165,9 +148,11 @@ Expected<void> replace_mirror(Transaction& tx, std::string_view source, const So
             return put;
         }
     }
-    for (const auto& [id, group] : old_groups) {
-        if (auto gone = tx.delete_source_group(source, id); !gone) {
-            return gone;
+    for (const auto& [id, digest] : old.groups) {
+        if (!kept.contains(id)) {
+            if (auto gone = tx.delete_source_group(source, id); !gone) {
+                return gone;
+            }
         }
     }
     return {};
@@ -481,9 +466,23 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
                              const SourceSpec& source, const std::optional<SourceData>& fetched,
                              const RunOptions& options) {
     std::string started = now_utc();
-    auto mirror = stored_mirror(store, source.name);
-    if (!mirror) {
-        return std::unexpected(mirror.error());
+    // A fetch is compared with digests of the stored mirror; only a run
+    // without one reads the mirror itself.
+    std::optional<SourceData> mirror;
+    StoredDigests stored;
+    if (fetched) {
+        auto users = store.source_user_digests(source.name);
+        auto groups = store.source_group_digests(source.name);
+        if (!users || !groups) {
+            return std::unexpected(!users ? users.error() : groups.error());
+        }
+        stored = StoredDigests{std::move(*users), std::move(*groups)};
+    } else {
+        auto read = stored_mirror(store, source.name);
+        if (!read) {
+            return std::unexpected(read.error());
+        }
+        mirror = std::move(*read);
     }
     const SourceData& data = fetched ? *fetched : *mirror;
 
@@ -506,13 +505,13 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
                                             source.name, fetched->incomplete),
                                 std::move(plan)});
     }
-    if (fetched && fetched->users.empty() && !mirror->users.empty()) {
+    if (fetched && fetched->users.empty() && !stored.users.empty()) {
         Plan plan;
         plan.source = source.name;
         return finish(RunResult{"failed",
                                 fmt::format("{} returned no users while its mirror has {}; "
                                             "nothing was changed",
-                                            source.name, mirror->users.size()),
+                                            source.name, stored.users.size()),
                                 std::move(plan)});
     }
 
@@ -526,7 +525,7 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
     MirrorWrite write_mirror;
     if (fetched) {
         write_mirror = [&](Transaction& tx) -> Expected<void> {
-            if (auto replaced = replace_mirror(tx, source.name, *mirror, *fetched); !replaced) {
+            if (auto replaced = replace_mirror(tx, source.name, stored, *fetched); !replaced) {
                 return replaced;
             }
             // A full read without a resume point invalidates the old one.

@@ -123,6 +123,7 @@ class Connection {
     const std::string& uri() const { return m_uri; }
     const ServerFeatures& features() const { return m_features; }
     std::chrono::seconds timeout() const { return m_timeout; }
+    bool ignores_referrals() const { return m_ignore_referrals; }
 
     // A failure for libldap's result code `code` during `what`.
     Failure failure_for(int code, std::string_view what) const;

@@ -245,6 +245,10 @@ Result<bool> handle_message(Connection& connection, LDAPMessage* message, Conten
             }
             return false;
         case LDAP_RES_SEARCH_REFERENCE:
+            if (connection.ignores_referrals()) {
+                ++changes.references;
+                return false;
+            }
             return failure(FailureKind::referral,
                            fmt::format("{}: the content sync search returned a referral, which "
                                        "orgsync does not follow",

@@ -29,6 +29,7 @@ struct ContentChanges {
     std::unordered_set<std::string> present;
     std::string cookie;             // where the next refresh starts
     bool refresh_required = false;  // the cookie is too old: a full read is needed
+    std::size_t references = 0;     // continuation references skipped (ignore_referrals)
 };
 
 // `request` run once in refreshOnly mode from `cookie` (empty: from the

@@ -25,6 +25,7 @@ void merge(ContentChanges& into, ContentChanges&& from) {
         into.cookie = std::move(from.cookie);
     }
     into.refresh_required = into.refresh_required || from.refresh_required;
+    into.references += from.references;
 }
 
 bool has_changes(const ContentChanges& changes) {

@@ -683,6 +683,28 @@ TEST_F(LdapSync, StartTlsAndLdapsWithTheRightCaOnly) {
     EXPECT_EQ(mirrored_emails().size(), 3U);
 }
 
+TEST_F(LdapSync, AReferralFailsTheRunUnlessIgnored) {
+    start();
+    add_users(*m_slapd, numbered_users(4, 1));
+    ASSERT_EQ(sync().run.result, "applied");
+    // Part of ou=people lives on another server (a subordinate referral).
+    m_slapd->add("dn: ou=elsewhere,ou=people," + m_slapd->suffix() +
+                 "\nobjectClass: referral\nobjectClass: extensibleObject\nou: elsewhere\n"
+                 "ref: ldap://ldap.elsewhere.example/ou=elsewhere,ou=people," +
+                 m_slapd->suffix() + "\n\n");
+    m_slapd->modify("dn: " + user_dn(*m_slapd, "user1") + "\nchangetype: delete\n\n");
+    auto report = sync({.full = true});
+    EXPECT_EQ(report.run.result, "failed");
+    EXPECT_NE(report.run.message.find("referral"), std::string::npos) << report.run.message;
+    EXPECT_EQ(members().size(), 5U);  // nobody removed
+
+    m_config.ignore_referrals = true;
+    report = sync({.full = true});
+    EXPECT_EQ(report.run.result, "applied") << report.run.message;
+    EXPECT_EQ(report.stats.references, 1U);
+    EXPECT_EQ(members().size(), 4U);
+}
+
 // ---- live mode ------------------------------------------------------------------
 
 TEST_F(LdapSync, LiveModeAppliesChangesAsTheyHappen) {
