@@ -229,8 +229,9 @@ std::string EntryMapper::stable_id(const Entry& entry) const {
         return id.empty() ? std::string() : format_guid(id);
     }
     std::string out(id);
-    std::ranges::transform(out, out.begin(),
-                           [](char c) { return static_cast<char>(std::tolower(c)); });
+    std::ranges::transform(out, out.begin(), [](char c) {
+        return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    });
     return out;
 }
 
