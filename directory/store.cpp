@@ -885,7 +885,8 @@ class TransactionImpl final : public Transaction {
                              "(email) DO NOTHING",
                              *email, member.display_name) > 0) {
                     id = m_db.last_insert_id();
-                    m_users.insert_or_assign(*email, KnownUser{id, member.display_name, true});
+                    m_users.insert_or_assign(*email,
+                                             KnownUser{id, std::string(member.display_name), true});
                     audit_text("user.created", "", *email,
                                json_object_text({{"display_name", member.display_name}}));
                     if (!member.external_id.empty() &&
@@ -918,7 +919,8 @@ class TransactionImpl final : public Transaction {
                 }
                 if (!member.external_id.empty()) {
                     auto set = set_external_id(
-                        *upserted, ExternalId{std::string(source), "id", member.external_id});
+                        *upserted,
+                        ExternalId{std::string(source), "id", std::string(member.external_id)});
                     if (!set && set.error().code != ErrorCode::already_exists) {
                         return set;
                     }
@@ -933,7 +935,6 @@ class TransactionImpl final : public Transaction {
             }
             staged.push_back(StagedMember{id, member.user_type, member.role});
             m_members.emplace(org, id);
-            m_email_cache.emplace(id, *email);
             touch_member(org, id);
             audit_text("membership.added", row->slug, *email,
                        json_object_text({{"asserted_by", source},
@@ -1196,9 +1197,9 @@ class TransactionImpl final : public Transaction {
         return sql;
     }
 
-    Expected<std::string> canonical(const std::string& email) {
+    Expected<std::string> canonical(std::string_view email) {
         if (is_canonical_email(email)) {
-            return email;
+            return std::string(email);
         }
         auto checked = canonical_email(email);
         if (!checked) {
@@ -1236,7 +1237,7 @@ class TransactionImpl final : public Transaction {
                     .first->second;
     }
 
-    UserId id_holder(std::string_view source, const std::string& value) {
+    UserId id_holder(std::string_view source, std::string_view value) {
         if (auto held = m_id_holders.find(id_key(source, value)); held != m_id_holders.end()) {
             return held->second;
         }

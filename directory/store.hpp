@@ -89,11 +89,12 @@ struct SourceAssertions {
     std::vector<GroupGrant> grants;
 };
 
-// One member a sync adds (Transaction::add_members).
+// One member a sync adds (Transaction::add_members); the strings are the
+// caller's and outlive the call.
 struct NewMember {
-    std::string email;  // canonicalised like upsert_user's
-    std::string display_name;
-    std::string external_id;  // the source's "id" for the user; may be empty
+    std::string_view email;  // canonicalised like upsert_user's
+    std::string_view display_name;
+    std::string_view external_id;  // the source's "id" for the user; may be empty
     UserType user_type = UserType::external;
     OrgRole role = OrgRole::guest;
 };

@@ -605,6 +605,12 @@ std::expected<Mapping, std::vector<ConfigError>> parse_mapping(
     if (reader.failed()) {
         return std::unexpected(reader.take_errors());
     }
+    // FNV-1a of the text: stable across runs and builds.
+    std::uint64_t digest = 0xcbf29ce484222325ULL;
+    for (const char c : text) {
+        digest = (digest ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+    }
+    mapping.digest = fmt::format("{:016x}", digest);
     return mapping;
 }
 

@@ -99,6 +99,9 @@ struct OrgMapping {
 struct Mapping {
     std::filesystem::path file;
     std::vector<OrgMapping> orgs;  // in file order
+    // A fingerprint of the file's text: incremental source reads remember
+    // it, since a changed mapping needs every user derived again.
+    std::string digest;
 
     const OrgMapping* find_org(std::string_view slug) const;
 

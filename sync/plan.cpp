@@ -439,6 +439,18 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
         }
     }
     std::sort(keys.begin(), keys.end(), by_key);
+    std::unordered_set<std::string> have_group_members;
+    have_group_members.reserve(current->group_members.size());
+    for (const auto& member : current->group_members) {
+        have_group_members.insert(key_of(member.org, member.group, now_known_as(member.email)));
+    }
+    std::vector<const std::string*> group_keys;
+    for (const auto& key : desired.group_members) {
+        if (!have_group_members.contains(key)) {
+            group_keys.push_back(&key);
+        }
+    }
+    std::sort(group_keys.begin(), group_keys.end(), by_key);
     for (const std::string* key : keys) {
         const DesiredMember& want = desired.members.find(*key)->second;
         auto have = asserted.find(*key);
@@ -521,19 +533,8 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
                        .why = fmt::format("named by the mapping for {}", source.name)});
         }
     }
-    std::unordered_set<std::string> have_group_members;
-    have_group_members.reserve(current->group_members.size());
-    for (const auto& member : current->group_members) {
-        have_group_members.insert(key_of(member.org, member.group, now_known_as(member.email)));
-    }
     const std::string member_why = fmt::format("member in {}", source.name);
-    for (const auto& key : desired.group_members) {
-        if (!have_group_members.contains(key)) {
-            keys.push_back(&key);
-        }
-    }
-    std::sort(keys.begin(), keys.end(), by_key);
-    for (const std::string* key : keys) {
+    for (const std::string* key : group_keys) {
         auto [org, group, email] = fields_of(*key);
         plan.changes.push_back(Change{.kind = ChangeKind::add_group_member,
                                       .org = std::move(org),
@@ -541,7 +542,6 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
                                       .group = std::move(group),
                                       .why = member_why});
     }
-    keys.clear();
 
     // Grants.
     std::map<GrantKey, Level> have_grants;

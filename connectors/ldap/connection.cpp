@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -11,6 +13,7 @@
 #include <array>
 #include <cctype>
 #include <cerrno>
+#include <condition_variable>
 #include <csignal>
 #include <fstream>
 #include <mutex>
@@ -131,7 +134,8 @@ Result<void> configure_tls(LDAP* ld, const LdapSourceConfig& config, const std::
 ServerFeatures read_root_dse(LDAP* ld, std::chrono::seconds timeout) {
     ServerFeatures features;
     char supported[] = "supportedControl";
-    char* attrs[] = {supported, nullptr};
+    char highest_usn[] = "highestCommittedUSN";
+    char* attrs[] = {supported, highest_usn, nullptr};
     auto wait = to_timeval(timeout);
     LDAPMessage* raw = nullptr;
     const int rc = ldap_search_ext_s(ld, "", LDAP_SCOPE_BASE, "(objectClass=*)", attrs, 0, nullptr,
@@ -150,6 +154,11 @@ ServerFeatures read_root_dse(LDAP* ld, std::chrono::seconds timeout) {
             const std::string_view oid(values[i]->bv_val, values[i]->bv_len);
             features.paged_results = features.paged_results || oid == k_paged_results_oid;
             features.content_sync = features.content_sync || oid == k_content_sync_oid;
+        }
+        ldap_value_free_len(values);
+        values = ldap_get_values_len(ld, entry, "highestCommittedUSN");
+        if (values != nullptr && values[0] != nullptr) {
+            features.highest_committed_usn.assign(values[0]->bv_val, values[0]->bv_len);
         }
         ldap_value_free_len(values);
     }
@@ -192,9 +201,95 @@ bool accepts_tcp(const std::string& uri, std::chrono::seconds timeout) {
     return ok;
 }
 
+}  // namespace
+
+// Watches a connection while it is set up. libldap bounds connect() and
+// result waits by its timeouts, but not the TLS handshake of ldaps://: a
+// server that accepts and then says nothing would hang the run. The
+// watchdog learns the socket from libldap's connect callback and shuts it
+// down when setup outlasts its limit, which ends the handshake with an
+// error. It also turns TCP keepalive on, so a persistent search whose peer
+// vanished ends instead of waiting forever.
+class SetupWatchdog {
+  public:
+    explicit SetupWatchdog(std::chrono::milliseconds limit)
+        : m_callbacks{.lc_add = on_add, .lc_del = on_del, .lc_arg = this},
+          m_thread([this, limit] { watch(limit); }) {}
+
+    ~SetupWatchdog() { finish(); }
+    SetupWatchdog(const SetupWatchdog&) = delete;
+    SetupWatchdog& operator=(const SetupWatchdog&) = delete;
+
+    ldap_conncb* callbacks() { return &m_callbacks; }
+
+    // Ends the watch; true when it had already fired.
+    bool finish() {
+        {
+            const std::lock_guard lock(m_mutex);
+            m_finished = true;
+        }
+        m_wake.notify_all();
+        if (m_thread.joinable()) {
+            m_thread.join();
+        }
+        return m_fired;
+    }
+
+  private:
+    void watch(std::chrono::milliseconds limit) {
+        std::unique_lock lock(m_mutex);
+        if (!m_wake.wait_for(lock, limit, [this] { return m_finished; }) && m_fd >= 0) {
+            shutdown(m_fd, SHUT_RDWR);
+            m_fired = true;
+        }
+    }
+
+    static int on_add(LDAP* /*ld*/, Sockbuf* sb, LDAPURLDesc* /*server*/, sockaddr* /*address*/,
+                      ldap_conncb* context) {
+        auto* self = static_cast<SetupWatchdog*>(context->lc_arg);
+        int fd = -1;
+        if (ber_sockbuf_ctrl(sb, LBER_SB_OPT_GET_FD, &fd) != 1 || fd < 0) {
+            return 0;
+        }
+        const int on = 1;
+        const int idle = 60;
+        const int interval = 10;
+        const int probes = 3;
+        setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes);
+        const std::lock_guard lock(self->m_mutex);
+        self->m_fd = fd;
+        return 0;
+    }
+
+    // The socket is about to close: its number may be reused, so it is
+    // never shut down after this.
+    static void on_del(LDAP* /*ld*/, Sockbuf* /*sb*/, ldap_conncb* context) {
+        auto* self = static_cast<SetupWatchdog*>(context->lc_arg);
+        const std::lock_guard lock(self->m_mutex);
+        self->m_fd = -1;
+    }
+
+    std::mutex m_mutex;
+    std::condition_variable m_wake;
+    int m_fd = -1;
+    bool m_finished = false;
+    bool m_fired = false;
+    ldap_conncb m_callbacks;
+    std::thread m_thread;
+};
+
+namespace {
+
 // One attempt at one URI: initialise, TLS, bind.
-Result<LDAP*> connect_one(const std::string& uri, const LdapSourceConfig& config,
-                          std::string_view password) {
+Result<std::pair<LDAP*, std::unique_ptr<SetupWatchdog>>> connect_one(const std::string& uri,
+                                                                     const LdapSourceConfig& config,
+                                                                     std::string_view password) {
+    // Declared before the handle's guard, so it outlives the handle's
+    // close (libldap calls it then).
+    auto watchdog = std::make_unique<SetupWatchdog>(2 * config.timeout + std::chrono::seconds(1));
     LDAP* ld = nullptr;
     if (const int rc = ldap_initialize(&ld, uri.c_str()); rc != LDAP_SUCCESS) {
         return failure(FailureKind::unreachable,
@@ -216,6 +311,7 @@ Result<LDAP*> connect_one(const std::string& uri, const LdapSourceConfig& config
     const auto wait = to_timeval(config.timeout);
     ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &wait);
     ldap_set_option(ld, LDAP_OPT_TIMEOUT, &wait);
+    ldap_set_option(ld, LDAP_OPT_CONNECT_CB, watchdog->callbacks());
     if (config.start_tls || uri.starts_with("ldaps://")) {
         if (auto tls = configure_tls(ld, config, uri); !tls) {
             return std::unexpected(tls.error());
@@ -223,6 +319,11 @@ Result<LDAP*> connect_one(const std::string& uri, const LdapSourceConfig& config
     }
     if (config.start_tls) {
         if (const int rc = ldap_start_tls_s(ld, nullptr, nullptr); rc != LDAP_SUCCESS) {
+            if (watchdog->finish()) {
+                return failure(FailureKind::timeout,
+                               fmt::format("{}: StartTLS took longer than {}s", uri,
+                                           (2 * config.timeout).count()));
+            }
             const auto kind =
                 rc == LDAP_SERVER_DOWN || rc == LDAP_TIMEOUT ? kind_of(rc) : FailureKind::tls;
             return failure(kind, fmt::format("{}: StartTLS failed: {} {}", uri, ldap_err2string(rc),
@@ -239,6 +340,11 @@ Result<LDAP*> connect_one(const std::string& uri, const LdapSourceConfig& config
     }
     const int rc = ldap_sasl_bind_s(ld, config.bind_dn.empty() ? "" : config.bind_dn.c_str(),
                                     LDAP_SASL_SIMPLE, &credentials, nullptr, nullptr, nullptr);
+    if (watchdog->finish()) {
+        return failure(FailureKind::timeout,
+                       fmt::format("{}: connecting, TLS and bind took longer than {}s", uri,
+                                   (2 * config.timeout + std::chrono::seconds(1)).count()));
+    }
     if (rc != LDAP_SUCCESS) {
         FailureKind kind = kind_of(rc);
         std::string detail = diagnostic(ld);
@@ -262,7 +368,7 @@ Result<LDAP*> connect_one(const std::string& uri, const LdapSourceConfig& config
                                          ldap_err2string(rc), detail.empty() ? "" : ": ", detail));
     }
     guard.keep = true;
-    return ld;
+    return std::pair{ld, std::move(watchdog)};
 }
 
 }  // namespace
@@ -333,6 +439,16 @@ Result<Connection> Connection::open(const LdapSourceConfig& config, std::string_
             "certificate is not checked, so anyone on the path can read the bind password\"",
             fmt::join(config.uris, ","));
     }
+    const bool cleartext =
+        !config.start_tls && std::ranges::any_of(config.uris, [](const auto& uri) {
+            return uri.starts_with("ldap://");
+        });
+    if (cleartext && !config.bind_dn.empty()) {
+        spdlog::warn(
+            "event=ldap_cleartext_bind uris={} message=\"the bind password crosses the network "
+            "unencrypted: use ldaps:// or start_tls = true\"",
+            fmt::join(config.uris, ","));
+    }
     // A server that drops the connection must fail the read, not kill the
     // process: libldap writes to its sockets without MSG_NOSIGNAL.
     static std::once_flag ignore_sigpipe;
@@ -347,7 +463,7 @@ Result<Connection> Connection::open(const LdapSourceConfig& config, std::string_
         for (const auto& uri : config.uris) {
             auto connected = connect_one(uri, config, bind_password);
             if (connected) {
-                return Connection(*connected, uri, config);
+                return Connection(connected->first, std::move(connected->second), uri, config);
             }
             last = connected.error();
             spdlog::warn("event=ldap_connect_failed uri={} kind={} message=\"{}\"", uri,
@@ -365,8 +481,10 @@ Result<Connection> Connection::open(const LdapSourceConfig& config, std::string_
     return std::unexpected(last);
 }
 
-Connection::Connection(LDAP* ld, std::string uri, const LdapSourceConfig& config)
+Connection::Connection(LDAP* ld, std::unique_ptr<SetupWatchdog> watchdog, std::string uri,
+                       const LdapSourceConfig& config)
     : m_ld(ld),
+      m_watchdog(std::move(watchdog)),
       m_uri(std::move(uri)),
       m_timeout(config.timeout),
       m_page_size(config.page_size),
@@ -376,6 +494,7 @@ Connection::Connection(LDAP* ld, std::string uri, const LdapSourceConfig& config
 
 Connection::Connection(Connection&& other) noexcept
     : m_ld(std::exchange(other.m_ld, nullptr)),
+      m_watchdog(std::move(other.m_watchdog)),
       m_uri(std::move(other.m_uri)),
       m_features(other.m_features),
       m_timeout(other.m_timeout),
@@ -388,6 +507,7 @@ Connection& Connection::operator=(Connection&& other) noexcept {
             ldap_unbind_ext_s(m_ld, nullptr, nullptr);
         }
         m_ld = std::exchange(other.m_ld, nullptr);
+        m_watchdog = std::move(other.m_watchdog);
         m_uri = std::move(other.m_uri);
         m_features = other.m_features;
         m_timeout = other.m_timeout;
@@ -415,7 +535,7 @@ Result<LDAPMessage*> Connection::next_message(int msgid, std::chrono::millisecon
     const int rc = ldap_result(m_ld, msgid, LDAP_MSG_ONE, &limit, &message);
     if (rc == 0) {
         return failure(FailureKind::timeout,
-                       fmt::format("{}: no answer within {}s", m_uri, m_timeout.count()));
+                       fmt::format("{}: no answer within {} ms", m_uri, wait.count()));
     }
     if (rc < 0) {
         int code = LDAP_SERVER_DOWN;
@@ -563,14 +683,20 @@ Result<SearchOutcome> Connection::search(const SearchRequest& request,
                             page != nullptr) {
                             ber_int_t estimate = 0;
                             berval next_cookie{};
+                            // A page answer that cannot be read would end
+                            // the read early, as if it were complete.
                             if (ldap_parse_pageresponse_control(m_ld, page, &estimate,
-                                                                &next_cookie) == LDAP_SUCCESS) {
-                                cookie_bytes.assign(
-                                    next_cookie.bv_val == nullptr
-                                        ? ""
-                                        : std::string(next_cookie.bv_val, next_cookie.bv_len));
-                                ber_memfree(next_cookie.bv_val);
+                                                                &next_cookie) != LDAP_SUCCESS) {
+                                return failure(FailureKind::partial_results,
+                                               fmt::format("{}: {}: unreadable paged results "
+                                                           "response",
+                                                           m_uri, what));
                             }
+                            cookie_bytes.assign(
+                                next_cookie.bv_val == nullptr
+                                    ? ""
+                                    : std::string(next_cookie.bv_val, next_cookie.bv_len));
+                            ber_memfree(next_cookie.bv_val);
                         }
                     }
                     done = true;

@@ -89,7 +89,12 @@ struct SearchOutcome {
 struct ServerFeatures {
     bool paged_results = false;  // RFC 2696
     bool content_sync = false;   // RFC 4533 (syncrepl)
+    // Active Directory: the highest update sequence number this server has
+    // committed (read at connect time); "" elsewhere.
+    std::string highest_committed_usn;
 };
+
+class SetupWatchdog;
 
 class Connection {
   public:
@@ -129,9 +134,11 @@ class Connection {
     Failure failure_for(int code, std::string_view what) const;
 
   private:
-    Connection(LDAP* ld, std::string uri, const LdapSourceConfig& config);
+    Connection(LDAP* ld, std::unique_ptr<SetupWatchdog> watchdog, std::string uri,
+               const LdapSourceConfig& config);
 
     LDAP* m_ld = nullptr;
+    std::unique_ptr<SetupWatchdog> m_watchdog;  // outlives m_ld: libldap calls it on close
     std::string m_uri;
     ServerFeatures m_features;
     std::chrono::seconds m_timeout{30};

@@ -86,121 +86,128 @@ std::optional<SyncState> parse_state(LDAPControl* control) {
 
 // syncDoneValue ::= SEQUENCE { cookie syncCookie OPTIONAL,
 //                              refreshDeletes BOOLEAN DEFAULT FALSE }
-void parse_done(LDAPControl* control, ContentChanges& changes) {
+// False when the value does not decode.
+bool parse_done(LDAPControl* control, ContentChanges& changes) {
     BerPtr ber(ber_init(&control->ldctl_value));
     if (!ber || ber_scanf(ber.get(), "{") == LBER_ERROR) {
-        return;
+        return false;
     }
     ber_len_t length = 0;
     bool refresh_deletes = false;
     if (ber_peek_tag(ber.get(), &length) == LBER_OCTETSTRING) {
         berval cookie{};
-        if (ber_scanf(ber.get(), "m", &cookie) != LBER_ERROR) {
-            changes.cookie = to_string(cookie);
+        if (ber_scanf(ber.get(), "m", &cookie) == LBER_ERROR) {
+            return false;
         }
+        changes.cookie = to_string(cookie);
     }
     if (ber_peek_tag(ber.get(), &length) == LBER_BOOLEAN) {
         ber_int_t value = 0;
-        if (ber_scanf(ber.get(), "b", &value) != LBER_ERROR) {
-            refresh_deletes = value != 0;
+        if (ber_scanf(ber.get(), "b", &value) == LBER_ERROR) {
+            return false;
         }
+        refresh_deletes = value != 0;
     }
-    // Without refreshDeletes the refresh used the present phase.
-    if (!refresh_deletes && !changes.present.empty()) {
-        changes.present_phase = true;
-    }
+    // refreshDeletes FALSE: the refresh used the present phase, so whatever
+    // was not reported present (or changed) is gone.
+    changes.present_phase = changes.present_phase || !refresh_deletes;
+    return true;
 }
 
 // syncInfoValue ::= CHOICE { newcookie [0], refreshDelete [1], refreshPresent [2],
 //                            syncIdSet [3] }
-// Returns whether the message ends the refresh stage (refreshDone).
-bool parse_info(LDAP* ld, LDAPMessage* message, ContentChanges& changes) {
+// Whether the message ends the refresh stage (refreshDone), or nullopt when
+// it does not decode: a lost syncIdSet would lose deletions, so a message
+// that cannot be read fails the search.
+std::optional<bool> parse_info(LDAP* ld, LDAPMessage* message, ContentChanges& changes) {
     char* oid = nullptr;
     berval* data = nullptr;
     if (ldap_parse_intermediate(ld, message, &oid, &data, nullptr, 0) != LDAP_SUCCESS) {
-        return false;
+        return std::nullopt;
     }
     const std::unique_ptr<char, decltype(&ldap_memfree)> oid_owner(oid, &ldap_memfree);
     const std::unique_ptr<berval, decltype(&ber_bvfree)> data_owner(data, &ber_bvfree);
-    if (oid == nullptr || std::string_view(oid) != LDAP_SYNC_INFO || data == nullptr) {
-        return false;
+    if (oid == nullptr || std::string_view(oid) != LDAP_SYNC_INFO) {
+        return false;  // another extension's message: not ours to read
     }
-    BerPtr ber(ber_init(data));
+    BerPtr ber(data == nullptr ? nullptr : ber_init(data));
     if (!ber) {
-        return false;
+        return std::nullopt;
     }
+    const auto read_cookie = [&]() -> bool {
+        ber_len_t length = 0;
+        if (ber_peek_tag(ber.get(), &length) != LBER_OCTETSTRING) {
+            return true;
+        }
+        berval cookie{};
+        if (ber_scanf(ber.get(), "m", &cookie) == LBER_ERROR) {
+            return false;
+        }
+        changes.cookie = to_string(cookie);
+        return true;
+    };
+    const auto read_flag = [&](bool fallback) -> std::optional<bool> {
+        ber_len_t length = 0;
+        if (ber_peek_tag(ber.get(), &length) != LBER_BOOLEAN) {
+            return fallback;
+        }
+        ber_int_t value = 0;
+        if (ber_scanf(ber.get(), "b", &value) == LBER_ERROR) {
+            return std::nullopt;
+        }
+        return value != 0;
+    };
     ber_len_t length = 0;
     const ber_tag_t tag = ber_peek_tag(ber.get(), &length);
-    bool refresh_done = false;
     switch (tag) {
         case LDAP_TAG_SYNC_NEW_COOKIE: {
             berval cookie{};
-            if (ber_scanf(ber.get(), "m", &cookie) != LBER_ERROR) {
-                changes.cookie = to_string(cookie);
+            if (ber_scanf(ber.get(), "m", &cookie) == LBER_ERROR) {
+                return std::nullopt;
             }
-            break;
+            changes.cookie = to_string(cookie);
+            return false;
         }
         case LDAP_TAG_SYNC_REFRESH_DELETE:
         case LDAP_TAG_SYNC_REFRESH_PRESENT: {
-            if (ber_scanf(ber.get(), "{") == LBER_ERROR) {
-                break;
+            if (ber_scanf(ber.get(), "{") == LBER_ERROR || !read_cookie()) {
+                return std::nullopt;
             }
-            refresh_done = true;  // DEFAULT TRUE
-            if (ber_peek_tag(ber.get(), &length) == LBER_OCTETSTRING) {
-                berval cookie{};
-                if (ber_scanf(ber.get(), "m", &cookie) != LBER_ERROR) {
-                    changes.cookie = to_string(cookie);
-                }
-            }
-            if (ber_peek_tag(ber.get(), &length) == LBER_BOOLEAN) {
-                ber_int_t value = 1;
-                if (ber_scanf(ber.get(), "b", &value) != LBER_ERROR) {
-                    refresh_done = value != 0;
-                }
+            const auto done = read_flag(true);  // refreshDone DEFAULT TRUE
+            if (!done) {
+                return std::nullopt;
             }
             if (tag == LDAP_TAG_SYNC_REFRESH_PRESENT) {
                 changes.present_phase = true;
             }
-            break;
+            return *done;
         }
         case LDAP_TAG_SYNC_ID_SET: {
-            if (ber_scanf(ber.get(), "{") == LBER_ERROR) {
-                break;
+            if (ber_scanf(ber.get(), "{") == LBER_ERROR || !read_cookie()) {
+                return std::nullopt;
             }
-            if (ber_peek_tag(ber.get(), &length) == LBER_OCTETSTRING) {
-                berval cookie{};
-                if (ber_scanf(ber.get(), "m", &cookie) != LBER_ERROR) {
-                    changes.cookie = to_string(cookie);
-                }
-            }
-            bool deletes = false;
-            if (ber_peek_tag(ber.get(), &length) == LBER_BOOLEAN) {
-                ber_int_t value = 0;
-                if (ber_scanf(ber.get(), "b", &value) != LBER_ERROR) {
-                    deletes = value != 0;
-                }
-            }
+            const auto deletes = read_flag(false);  // refreshDeletes DEFAULT FALSE
             BerVarray uuids = nullptr;
-            if (ber_scanf(ber.get(), "[W]", &uuids) != LBER_ERROR && uuids != nullptr) {
-                for (int i = 0; uuids[i].bv_val != nullptr; ++i) {
-                    std::string uuid = format_uuid(to_string(uuids[i]));
-                    if (deletes) {
-                        changes.deleted.push_back(std::move(uuid));
-                    } else {
-                        changes.present.insert(std::move(uuid));
-                    }
-                }
-                ber_bvarray_free(uuids);
+            if (!deletes || ber_scanf(ber.get(), "[W]", &uuids) == LBER_ERROR) {
+                return std::nullopt;
             }
-            if (!deletes) {
+            for (int i = 0; uuids != nullptr && uuids[i].bv_val != nullptr; ++i) {
+                std::string uuid = format_uuid(to_string(uuids[i]));
+                if (*deletes) {
+                    changes.deleted.push_back(std::move(uuid));
+                } else {
+                    changes.present.insert(std::move(uuid));
+                }
+            }
+            ber_bvarray_free(uuids);
+            if (!*deletes) {
                 changes.present_phase = true;
             }
-            break;
+            return false;
         }
         default:
-            break;
+            return std::nullopt;
     }
-    return refresh_done;
 }
 
 // Handles one message of a content sync search. Returns true when the
@@ -239,11 +246,16 @@ Result<bool> handle_message(Connection& connection, LDAPMessage* message, Conten
             }
             return false;
         }
-        case LDAP_RES_INTERMEDIATE:
-            if (parse_info(ld, message, changes)) {
-                refreshed = true;
+        case LDAP_RES_INTERMEDIATE: {
+            const auto done = parse_info(ld, message, changes);
+            if (!done) {
+                return failure(FailureKind::rejected,
+                               fmt::format("{}: a content sync message could not be decoded",
+                                           connection.uri()));
             }
+            refreshed = refreshed || *done;
             return false;
+        }
         case LDAP_RES_SEARCH_REFERENCE:
             if (connection.ignores_referrals()) {
                 ++changes.references;
@@ -270,11 +282,14 @@ Result<bool> handle_message(Connection& connection, LDAPMessage* message, Conten
             if (code != LDAP_SUCCESS) {
                 return std::unexpected(connection.failure_for(code, "content sync"));
             }
-            if (controls != nullptr) {
-                if (LDAPControl* done =
-                        ldap_control_find(LDAP_CONTROL_SYNC_DONE, controls, nullptr)) {
-                    parse_done(done, changes);
-                }
+            LDAPControl* done = controls == nullptr
+                                    ? nullptr
+                                    : ldap_control_find(LDAP_CONTROL_SYNC_DONE, controls, nullptr);
+            if (done == nullptr || !parse_done(done, changes)) {
+                return failure(FailureKind::rejected,
+                               fmt::format("{}: the content sync search ended without a readable "
+                                           "sync done control",
+                                           connection.uri()));
             }
             refreshed = true;
             return true;
@@ -334,6 +349,7 @@ Result<ContentChanges> refresh_changes(Connection& connection, const SearchReque
     for (bool done = false; !done;) {
         auto next = connection.next_message(*msgid, connection.timeout());
         if (!next) {
+            ldap_abandon_ext(connection.handle(), *msgid, nullptr, nullptr);
             return std::unexpected(next.error());
         }
         const MessagePtr message(*next);
@@ -386,13 +402,6 @@ Result<ContentChanges> PersistentSearch::poll(std::chrono::milliseconds wait) {
                 FailureKind::unreachable,
                 fmt::format("{}: the server ended the persistent search", m_connection->uri()));
         }
-    }
-}
-
-void PersistentSearch::cancel() {
-    if (m_connection != nullptr && m_msgid != 0) {
-        ldap_abandon_ext(m_connection->handle(), m_msgid, nullptr, nullptr);
-        m_msgid = 0;
     }
 }
 

@@ -40,7 +40,8 @@ Result<ContentChanges> refresh_changes(Connection& connection, const SearchReque
 
 // A refreshAndPersist search kept open. poll() waits up to `wait` for
 // messages and returns what arrived (possibly nothing); a dropped connection
-// is an error, after which the caller reconnects from the last cookie.
+// is an error, after which the caller reconnects from the last cookie. The
+// search ends with its connection.
 class PersistentSearch {
   public:
     static Result<PersistentSearch> start(Connection& connection, const SearchRequest& request,
@@ -50,7 +51,6 @@ class PersistentSearch {
     // initial refresh is over.
     Result<ContentChanges> poll(std::chrono::milliseconds wait);
     bool refreshed() const { return m_refreshed; }
-    void cancel();
 
   private:
     PersistentSearch(Connection& connection, int msgid)

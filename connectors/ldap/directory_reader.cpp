@@ -30,26 +30,6 @@ bool iequals(std::string_view a, std::string_view b) {
     return a.size() == b.size() && istarts_with(a, b);
 }
 
-// Keeps the larger of two change markers: generalized times compare as
-// text, uSNChanged values as numbers.
-void keep_highest(std::string& mark, std::string_view value, bool numeric) {
-    if (value.empty()) {
-        return;
-    }
-    if (numeric) {
-        std::uint64_t current = 0;
-        std::uint64_t next = 0;
-        std::from_chars(mark.data(), mark.data() + mark.size(), current);
-        if (std::from_chars(value.data(), value.data() + value.size(), next).ec != std::errc{} ||
-            (!mark.empty() && next <= current)) {
-            return;
-        }
-    } else if (value <= mark) {
-        return;
-    }
-    mark = value;
-}
-
 // uniqueMember values are "DN [#'bits'B]": the optional unique identifier
 // is not part of the DN.
 std::string_view strip_unique_id(std::string_view value) {
@@ -92,7 +72,7 @@ std::string json_object(std::span<JsonMember> members) {
         for (const auto& [key, value] : members) {
             object[std::string(key)] = value;
         }
-        return object.dump();
+        return object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     }
     std::size_t size = 2;
     for (const auto& [key, value] : members) {
@@ -217,6 +197,7 @@ std::vector<std::string> EntryMapper::group_attributes() const {
     std::vector<std::string> out{m_id_attribute, "cn", m_change_attribute};
     if (m_config.group_member_attribute == "memberOf") {
         out.emplace_back("memberOf");
+        out.emplace_back("member");  // where membership changes show (fingerprints)
     } else {
         out.push_back(m_config.group_member_attribute);
     }
@@ -286,22 +267,21 @@ std::optional<SourceUser> EntryMapper::user(const Entry& entry, ReadStats& stats
 
 namespace {
 
-// Calls `take` with every value of `attribute` in `entry`, following Active
-// Directory's range retrieval (`member;range=0-1499`, then base searches for
-// the next ranges) when the server splits a large attribute.
-Result<void> for_each_value(Connection& connection, const Entry& entry, std::string_view attribute,
-                            const std::function<void(std::string_view)>& take) {
-    const std::string range_prefix = std::string(attribute) + ";range=";
+// Every value of `attribute` in `entry`, following Active Directory's range
+// retrieval (`member;range=0-1499`, then base searches for the next ranges)
+// when the server splits a large attribute. A follow-up that does not
+// return the next range fails: a shortened member list would read as
+// removals.
+Result<std::vector<std::string>> all_values(Connection& connection, const Entry& entry,
+                                            std::string_view attribute) {
+    const std::string ranged = std::string(attribute) + ";range=";
+    std::vector<std::string> values;
     std::string next;
     for (const auto& [name, found] : entry.attributes) {
         if (iequals(name, attribute)) {
-            for (const auto& value : found) {
-                take(value);
-            }
-        } else if (istarts_with(name, range_prefix)) {
-            for (const auto& value : found) {
-                take(value);
-            }
+            values.insert(values.end(), found.begin(), found.end());
+        } else if (istarts_with(name, ranged)) {
+            values.insert(values.end(), found.begin(), found.end());
             next = next_range(name);
         }
     }
@@ -312,12 +292,12 @@ Result<void> for_each_value(Connection& connection, const Entry& entry, std::str
                               .attributes = {next},
                               .paged = false};
         std::string following;
+        bool answered = false;
         auto searched = connection.search(request, [&](Entry&& part) -> Result<void> {
             for (const auto& [name, found] : part.attributes) {
-                if (istarts_with(name, range_prefix)) {
-                    for (const auto& value : found) {
-                        take(value);
-                    }
+                if (istarts_with(name, ranged)) {
+                    answered = true;
+                    values.insert(values.end(), found.begin(), found.end());
                     following = next_range(name);
                 }
             }
@@ -326,9 +306,14 @@ Result<void> for_each_value(Connection& connection, const Entry& entry, std::str
         if (!searched) {
             return std::unexpected(searched.error());
         }
+        if (!answered) {
+            return failure(FailureKind::partial_results,
+                           fmt::format("{}: {} of {} stopped before its last range",
+                                       connection.uri(), attribute, entry.dn));
+        }
         next = std::move(following);
     }
-    return {};
+    return values;
 }
 
 // Every user reachable from `start` through nested groups, as indexes into
@@ -363,13 +348,51 @@ void collect_members(std::size_t start, const std::vector<std::vector<std::size_
     out.erase(std::unique(out.begin(), out.end()), out.end());
 }
 
+// membership_fingerprint over views of `values`: no copies.
+std::uint64_t fingerprint_of(const std::vector<std::string>& values) {
+    std::vector<std::string_view> sorted(values.begin(), values.end());
+    std::ranges::sort(sorted);
+    // FNV-1a: stable across runs and builds, unlike std::hash.
+    std::uint64_t hash = 0xcbf29ce484222325ULL;
+    for (const auto value : sorted) {
+        for (const char c : value) {
+            hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+        }
+        hash = (hash ^ 0xffU) * 0x100000001b3ULL;  // separator
+    }
+    return hash;
+}
+
 }  // namespace
+
+Result<std::vector<std::string>> membership_values(Connection& connection,
+                                                   const LdapSourceConfig& config,
+                                                   const Entry& group) {
+    if (config.group_member_attribute != "memberOf") {
+        return all_values(connection, group, config.group_member_attribute);
+    }
+    // memberOf mode: a group's own memberOf (nesting), and its member list
+    // where the server keeps one, which is where membership changes show.
+    auto parents = all_values(connection, group, "memberOf");
+    if (!parents) {
+        return parents;
+    }
+    auto members = all_values(connection, group, "member");
+    if (!members) {
+        return members;
+    }
+    parents->insert(parents->end(), members->begin(), members->end());
+    return parents;
+}
+
+std::uint64_t membership_fingerprint(std::vector<std::string> values) {
+    return fingerprint_of(values);
+}
 
 Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_directory(
     Connection& connection, const LdapSourceConfig& config, std::string_view source,
     ReadStats& stats, ChangeMarks& marks, const std::function<void(std::size_t)>& progress) {
     const EntryMapper mapper(config, std::string(source));
-    const bool numeric_marks = config.flavor == LdapFlavor::active_directory;
     const std::string& member_attribute = config.group_member_attribute;
     const bool by_member_of = member_attribute == "memberOf";
     const bool by_uid = member_attribute == "memberUid";
@@ -385,7 +408,6 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
                               .attributes = mapper.user_attributes(),
                               .on_page = progress};
     auto read_users = connection.search(user_search, [&](Entry&& entry) -> Result<void> {
-        keep_highest(marks.users, entry.first(mapper.change_attribute()), numeric_marks);
         auto user = mapper.user(entry, stats);
         if (!user || !seen_ids.insert(user->external_id).second) {
             return {};
@@ -400,8 +422,11 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
             }
         }
         if (by_member_of) {
-            const auto* groups = entry.find("memberOf");
-            user_groups.push_back(groups != nullptr ? *groups : std::vector<std::string>{});
+            auto groups = all_values(connection, entry, "memberOf");
+            if (!groups) {
+                return std::unexpected(groups.error());
+            }
+            user_groups.push_back(std::move(*groups));
         }
         users.push_back(std::move(*user));
         return {};
@@ -425,7 +450,6 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
         .filter = config.group_filter,
         .attributes = mapper.group_attributes()};
     auto read_groups = connection.search(group_search, [&](Entry&& entry) -> Result<void> {
-        keep_highest(marks.groups, entry.first(mapper.change_attribute()), numeric_marks);
         auto name = normalize_dn(entry.dn);
         if (!name || group_by_dn.contains(*name)) {
             return {};
@@ -434,33 +458,36 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
         if (group.id.empty()) {
             group.id = *name;
         }
+        auto values = membership_values(connection, config, entry);
+        if (!values) {
+            return std::unexpected(values.error());
+        }
+        marks.groups.push_back({group.id, std::string(entry.first(mapper.change_attribute())),
+                                fingerprint_of(*values)});
         if (by_member_of) {
-            if (const auto* parents = entry.find("memberOf")) {
-                group.parent_dns = *parents;
+            auto parents = all_values(connection, entry, "memberOf");
+            if (!parents) {
+                return std::unexpected(parents.error());
             }
+            group.parent_dns = std::move(*parents);
         } else {
-            auto resolved =
-                for_each_value(connection, entry, member_attribute, [&](std::string_view value) {
-                    if (by_uid) {
-                        if (auto found = user_by_uid.find(std::string(value));
-                            found != user_by_uid.end()) {
-                            group.users.push_back(found->second);
-                        } else {
-                            ++stats.unresolved_members;
-                        }
-                        return;
-                    }
-                    auto normal = normalize_dn(strip_unique_id(value));
-                    if (!normal) {
-                        ++stats.unresolved_members;
-                    } else if (auto user = user_by_dn.find(*normal); user != user_by_dn.end()) {
-                        group.users.push_back(user->second);
+            for (const auto& value : *values) {
+                if (by_uid) {
+                    if (auto found = user_by_uid.find(value); found != user_by_uid.end()) {
+                        group.users.push_back(found->second);
                     } else {
-                        group.other_members.push_back(std::move(*normal));
+                        ++stats.unresolved_members;
                     }
-                });
-            if (!resolved) {
-                return std::unexpected(resolved.error());
+                    continue;
+                }
+                auto normal = normalize_dn(strip_unique_id(value));
+                if (!normal) {
+                    ++stats.unresolved_members;
+                } else if (auto user = user_by_dn.find(*normal); user != user_by_dn.end()) {
+                    group.users.push_back(user->second);
+                } else {
+                    group.other_members.push_back(std::move(*normal));
+                }
             }
         }
         group_by_dn.emplace(std::move(*name), raw_groups.size());

@@ -12,6 +12,7 @@
 // changes (`uSNChanged` on AD, `modifyTimestamp` elsewhere).
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -38,10 +39,17 @@ struct ReadStats {
     std::size_t references = 0;  // continuation references skipped (ignore_referrals)
 };
 
-// The highest change marker seen, per flavor (see above); "" when none.
+// A group as a change-marker read saw it: its change marker and a
+// fingerprint of its membership, so a later read can tell whether a group
+// it finds again at or past the stored marker really changed.
+struct GroupMark {
+    std::string id;
+    std::string marker;
+    std::uint64_t fingerprint = 0;
+};
+
 struct ChangeMarks {
-    std::string users;
-    std::string groups;
+    std::vector<GroupMark> groups;
 };
 
 // Turns directory entries into mirror records for one source.
@@ -83,6 +91,17 @@ read_directory(Connection& connection, const LdapSourceConfig& config, std::stri
 // ("{3f2504e0-4f89-11d3-9a0c-0305e82c3301}" without braces): the first three
 // fields little-endian. Any other length is returned as lowercase hex.
 std::string format_guid(std::string_view bytes);
+
+// The values that make up a group's membership (its member attribute, or
+// its and its users' memberOf in memberOf mode), complete: Active
+// Directory's range retrieval is followed, and a range that cannot be
+// completed is a `partial_results` failure.
+Result<std::vector<std::string>> membership_values(Connection& connection,
+                                                   const LdapSourceConfig& config,
+                                                   const Entry& group);
+
+// A fingerprint of a group's membership values (order does not matter).
+std::uint64_t membership_fingerprint(std::vector<std::string> values);
 
 // `member;range=0-1499` → the next range to ask for ("member;range=1500-*"),
 // or "" when `attribute` is the last range (`…-*`) or not a range at all.

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <ctime>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
@@ -17,9 +18,6 @@ namespace {
 using directory::Expected;
 using directory::Store;
 
-constexpr std::string_view k_content_sync = "content_sync";
-constexpr std::string_view k_change_marker = "change_marker";
-
 std::int64_t unix_now() {
     return std::chrono::duration_cast<std::chrono::seconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -30,45 +28,54 @@ std::string describe(const Failure& failure) {
     return fmt::format("{}: {}", to_string(failure.kind), failure.message);
 }
 
-Result<Connection> connect(const LdapSourceConfig& config) {
-    std::string password;
-    if (!config.bind_dn.empty()) {
-        auto secret = read_secret_file(config.bind_password_file);
-        if (!secret) {
-            return std::unexpected(secret.error());
-        }
-        password = std::move(*secret);
+std::string generalized_time(std::chrono::system_clock::time_point when) {
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(when);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    return fmt::format("{:04}{:02}{:02}{:02}{:02}{:02}Z", utc.tm_year + 1900, utc.tm_mon + 1,
+                       utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec);
+}
+
+// Where a read that starts now resumes from next time: Active Directory's
+// highestCommittedUSN as the server reported it on connecting; elsewhere
+// the time now, less the configured clock_skew. "" when the server reports no
+// USN (the next run then reads everything).
+std::string start_marker(const Connection& connection, const LdapSourceConfig& config) {
+    if (config.flavor == LdapFlavor::active_directory) {
+        return connection.features().highest_committed_usn;
     }
-    return Connection::open(config, password);
+    return generalized_time(std::chrono::system_clock::now() - config.clock_skew);
+}
+
+std::uint64_t to_number(std::string_view text) {
+    std::uint64_t value = 0;
+    std::from_chars(text.data(), text.data() + text.size(), value);
+    return value;
+}
+
+// Whether an entry whose change marker is `value` is read by a search from
+// `marker`: uSNChanged past it, modifyTimestamp at or past it (compared to
+// the second; fractions are ignored).
+bool passes_marker(std::string_view value, std::string_view marker, bool numeric) {
+    if (numeric) {
+        return to_number(value) > to_number(marker);
+    }
+    return value.substr(0, 14) >= marker.substr(0, 14);
 }
 
 // A filter that matches nothing: a content sync refresh with it returns no
 // entries, only the cookie of the directory's current state.
 constexpr std::string_view k_match_nothing = "(!(objectClass=*))";
 
-SearchRequest user_request(const LdapSourceConfig& config, const EntryMapper& mapper,
-                           std::string filter) {
-    return SearchRequest{.base = config.user_base,
-                         .filter = std::move(filter),
-                         .attributes = mapper.user_attributes(),
-                         .paged = false};
-}
-
-SearchRequest group_request(const LdapSourceConfig& config, const EntryMapper& mapper,
-                            std::string filter) {
-    return SearchRequest{.base = config.group_base.empty() ? config.user_base : config.group_base,
-                         .filter = std::move(filter),
-                         .attributes = mapper.group_attributes(),
-                         .paged = false};
-}
-
 // A full read, with the cursor that lets the next run be incremental.
 Result<sync::SourceData> full_read(Connection& connection, const LdapSourceConfig& config,
-                                   std::string_view source, ReadStats& stats,
+                                   std::string_view source, const std::string& settings,
+                                   ReadStats& stats,
                                    const std::function<void(std::size_t)>& progress) {
     const EntryMapper mapper(config, std::string(source));
     Cursor cursor;
     cursor.full_at = unix_now();
+    cursor.settings = settings;
     // Content sync: the cookies are taken before the read, so a change made
     // while it runs is seen again by the next incremental run (re-applying
     // it is harmless) rather than missed.
@@ -82,19 +89,28 @@ Result<sync::SourceData> full_read(Connection& connection, const LdapSourceConfi
         if (!users || !groups) {
             return std::unexpected(!users ? users.error() : groups.error());
         }
-        cursor.mode = k_content_sync;
+        cursor.mode = k_content_sync_mode;
         cursor.users = users->cookie;
         cursor.groups = groups->cookie;
     }
+    // Change markers: the marker is taken before the read too (the read is
+    // not a snapshot), with the groups it sees at or past it remembered.
+    const std::string marker = content_sync ? std::string() : start_marker(connection, config);
     ChangeMarks marks;
     auto read = read_directory(connection, config, source, stats, marks, progress);
     if (!read) {
         return std::unexpected(read.error());
     }
     if (!content_sync) {
-        cursor.mode = k_change_marker;
-        cursor.users = marks.users;
-        cursor.groups = marks.groups;
+        cursor.mode = k_change_marker_mode;
+        cursor.marker = marker;
+        cursor.server = connection.uri();
+        const bool numeric = config.flavor == LdapFlavor::active_directory;
+        for (const auto& group : marks.groups) {
+            if (!marker.empty() && passes_marker(group.marker, marker, numeric)) {
+                cursor.recent_groups.emplace(group.id, group.fingerprint);
+            }
+        }
     }
     sync::SourceData data;
     data.users = std::move(read->first);
@@ -117,6 +133,11 @@ Result<Incremental> content_changes_to_delta(const Store& store, const LdapSourc
     }
     if (!groups->changed.empty()) {
         return Incremental{std::nullopt, "groups changed"};
+    }
+    if (users->present_phase && users->present.empty() && users->changed.empty()) {
+        // Every user gone at once reads like an outage or a changed ACL: a
+        // full read decides, under the guard against empty sources.
+        return Incremental{std::nullopt, "the server listed no users"};
     }
     if (!groups->deleted.empty()) {
         // syncprov reports every deletion since the cookie, whatever its
@@ -183,8 +204,12 @@ Result<Incremental> content_changes_to_delta(const Store& store, const LdapSourc
     }
     stats.users = delta.upsert_users.size();
     Cursor next = cursor;
-    next.users = users->cookie;
-    next.groups = groups->cookie;
+    if (!users->cookie.empty()) {
+        next.users = users->cookie;
+    }
+    if (!groups->cookie.empty()) {
+        next.groups = groups->cookie;
+    }
     delta.cursor = next.to_text();
     return Incremental{std::move(delta), {}};
 }
@@ -217,68 +242,69 @@ Result<Incremental> content_sync_read(Connection& connection, const Store& store
     return content_changes_to_delta(store, config, source, &*users, &*groups, cursor, stats);
 }
 
-bool is_newer(std::string_view value, std::string_view mark, bool numeric) {
-    if (!numeric) {
-        return value > mark;
-    }
-    std::uint64_t a = 0;
-    std::uint64_t b = 0;
-    std::from_chars(value.data(), value.data() + value.size(), a);
-    std::from_chars(mark.data(), mark.data() + mark.size(), b);
-    return a > b;
-}
-
-// The filter for entries whose change marker is at or past `mark` (numeric
-// markers: past it).
+// The filter for entries a search from `marker` reads.
 std::string changed_since(const std::string& filter, const std::string& attribute,
-                          const std::string& mark, bool numeric) {
-    std::string from = mark;
-    if (numeric) {
-        std::uint64_t value = 0;
-        std::from_chars(mark.data(), mark.data() + mark.size(), value);
-        from = std::to_string(value + 1);
-    }
+                          const std::string& marker, bool numeric) {
+    const std::string from = numeric ? std::to_string(to_number(marker) + 1) : marker;
     return fmt::format("(&{}({}>={}))", filter, attribute, escape_filter_value(from));
 }
 
 Result<Incremental> change_marker_read(Connection& connection, const LdapSourceConfig& config,
                                        std::string_view source, const Cursor& cursor,
                                        ReadStats& stats) {
+    if (cursor.marker.empty()) {
+        return Incremental{std::nullopt, "no change marker from the last run"};
+    }
+    if (cursor.server != connection.uri()) {
+        // uSNChanged counts per domain controller, and replicas apply
+        // changes at their own times: markers from one server say nothing
+        // about another.
+        return Incremental{std::nullopt, "connected to another server than the last run"};
+    }
     const EntryMapper mapper(config, std::string(source));
     const bool numeric = config.flavor == LdapFlavor::active_directory;
     const std::string& attribute = mapper.change_attribute();
     Cursor next = cursor;
+    next.marker = start_marker(connection, config);
+    next.recent_groups.clear();
 
+    // A group found again is unchanged when its membership has the
+    // fingerprint remembered for it; any other group found changed.
     bool groups_changed = false;
-    if (!cursor.groups.empty()) {
-        auto request = group_request(
-            config, mapper, changed_since(config.group_filter, attribute, cursor.groups, numeric));
-        request.paged = true;
-        auto searched = connection.search(request, [&](Entry&& entry) -> Result<void> {
-            const std::string_view value = entry.first(attribute);
-            if (is_newer(value, cursor.groups, numeric)) {
-                groups_changed = true;
-            }
-            return {};
-        });
-        if (!searched) {
-            return std::unexpected(searched.error());
+    auto groups = group_request(
+        config, mapper, changed_since(config.group_filter, attribute, cursor.marker, numeric));
+    groups.paged = true;
+    auto searched = connection.search(groups, [&](Entry&& entry) -> Result<void> {
+        auto values = membership_values(connection, config, entry);
+        if (!values) {
+            return std::unexpected(values.error());
         }
+        std::string id = mapper.stable_id(entry);
+        if (id.empty()) {
+            id = normalize_dn(entry.dn).value_or(entry.dn);
+        }
+        const std::uint64_t fingerprint = membership_fingerprint(std::move(*values));
+        const auto known = cursor.recent_groups.find(id);
+        if (known == cursor.recent_groups.end() || known->second != fingerprint) {
+            groups_changed = true;
+        }
+        if (!next.marker.empty() && passes_marker(entry.first(attribute), next.marker, numeric)) {
+            next.recent_groups.emplace(std::move(id), fingerprint);
+        }
+        return {};
+    });
+    if (!searched) {
+        return std::unexpected(searched.error());
     }
-    if (groups_changed || cursor.groups.empty()) {
+    if (groups_changed) {
         return Incremental{std::nullopt, "groups changed"};
     }
 
     sync::SourceDelta delta;
-    std::string highest = cursor.users;
-    auto request = user_request(
-        config, mapper, changed_since(config.user_filter, attribute, cursor.users, numeric));
-    request.paged = true;
-    auto searched = connection.search(request, [&](Entry&& entry) -> Result<void> {
-        const std::string_view value = entry.first(attribute);
-        if (is_newer(value, highest, numeric)) {
-            highest = std::string(value);
-        }
+    auto users = user_request(config, mapper,
+                              changed_since(config.user_filter, attribute, cursor.marker, numeric));
+    users.paged = true;
+    searched = connection.search(users, [&](Entry&& entry) -> Result<void> {
         if (auto user = mapper.user(entry, stats)) {
             delta.upsert_users.push_back(std::move(*user));
         } else if (auto id = mapper.stable_id(entry); !id.empty()) {
@@ -291,7 +317,6 @@ Result<Incremental> change_marker_read(Connection& connection, const LdapSourceC
     }
     stats.users = delta.upsert_users.size();
     stats.pages += searched->pages;
-    next.users = highest;
     delta.cursor = next.to_text();
     return Incremental{std::move(delta), {}};
 }
@@ -312,34 +337,116 @@ Expected<LdapSyncReport> record_failure(Store& store, const mapping::Mapping& ma
 
 }  // namespace
 
+Result<Connection> connect_source(const LdapSourceConfig& config, int rounds) {
+    std::string password;
+    if (!config.bind_dn.empty()) {
+        auto secret = read_secret_file(config.bind_password_file);
+        if (!secret) {
+            return std::unexpected(secret.error());
+        }
+        password = std::move(*secret);
+    }
+    return Connection::open(config, password, rounds);
+}
+
+SearchRequest user_request(const LdapSourceConfig& config, const EntryMapper& mapper,
+                           std::string filter) {
+    return SearchRequest{.base = config.user_base,
+                         .filter = std::move(filter),
+                         .attributes = mapper.user_attributes(),
+                         .paged = false};
+}
+
+SearchRequest group_request(const LdapSourceConfig& config, const EntryMapper& mapper,
+                            std::string filter) {
+    return SearchRequest{.base = config.group_base.empty() ? config.user_base : config.group_base,
+                         .filter = std::move(filter),
+                         .attributes = mapper.group_attributes(),
+                         .paged = false};
+}
+
 std::string Cursor::to_text() const {
-    return nlohmann::json{
-        {"mode", mode}, {"users", users}, {"groups", groups}, {"full_at", full_at}}
+    nlohmann::json recent = nlohmann::json::object();
+    for (const auto& [id, fingerprint] : recent_groups) {
+        recent[id] = fmt::format("{:016x}", fingerprint);
+    }
+    return nlohmann::json{{"mode", mode},       {"users", users},         {"groups", groups},
+                          {"marker", marker},   {"server", server},       {"settings", settings},
+                          {"full_at", full_at}, {"recent_groups", recent}}
         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::optional<Cursor> Cursor::parse(std::string_view text) {
     auto json = nlohmann::json::parse(text, nullptr, false);
-    if (!json.is_object() || !json.contains("mode") || !json["mode"].is_string() ||
-        !json.contains("full_at") || !json["full_at"].is_number_integer()) {
+    if (!json.is_object() || !json.contains("full_at") || !json["full_at"].is_number_integer()) {
         return std::nullopt;
     }
+    const auto text_of = [&](const char* key) -> std::optional<std::string> {
+        if (!json.contains(key)) {
+            return std::string();
+        }
+        if (!json[key].is_string()) {
+            return std::nullopt;
+        }
+        return json[key].get<std::string>();
+    };
     Cursor cursor;
-    cursor.mode = json["mode"].get<std::string>();
-    cursor.users = json.value("users", "");
-    cursor.groups = json.value("groups", "");
+    const auto mode = text_of("mode");
+    const auto users = text_of("users");
+    const auto groups = text_of("groups");
+    const auto marker = text_of("marker");
+    const auto server = text_of("server");
+    const auto settings = text_of("settings");
+    if (!mode || mode->empty() || !users || !groups || !marker || !server || !settings) {
+        return std::nullopt;
+    }
+    cursor.mode = *mode;
+    cursor.users = *users;
+    cursor.groups = *groups;
+    cursor.marker = *marker;
+    cursor.server = *server;
+    cursor.settings = *settings;
     cursor.full_at = json["full_at"].get<std::int64_t>();
+    if (json.contains("recent_groups")) {
+        if (!json["recent_groups"].is_object()) {
+            return std::nullopt;
+        }
+        for (const auto& [id, value] : json["recent_groups"].items()) {
+            if (!value.is_string()) {
+                return std::nullopt;
+            }
+            const std::string hex = value.get<std::string>();
+            std::uint64_t fingerprint = 0;
+            if (std::from_chars(hex.data(), hex.data() + hex.size(), fingerprint, 16).ec !=
+                std::errc{}) {
+                return std::nullopt;
+            }
+            cursor.recent_groups.emplace(id, fingerprint);
+        }
+    }
     return cursor;
+}
+
+std::string settings_digest(const LdapSourceConfig& config, const mapping::Mapping& mapping) {
+    const std::string text = fmt::format(
+        "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}", to_string(config.flavor), config.user_base,
+        config.user_filter, config.group_base, config.group_filter, config.group_member_attribute,
+        config.member_uid_attribute, config.email_attribute, config.nested_groups, mapping.digest);
+    std::uint64_t hash = 0xcbf29ce484222325ULL;
+    for (const char c : text) {
+        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+    }
+    return fmt::format("{:016x}", hash);
 }
 
 Result<sync::SourceData> read_source(const LdapSourceConfig& config, std::string_view source,
                                      ReadStats& stats,
                                      const std::function<void(std::size_t)>& progress) {
-    auto connection = connect(config);
+    auto connection = connect_source(config);
     if (!connection) {
         return std::unexpected(connection.error());
     }
-    return full_read(*connection, config, source, stats, progress);
+    return full_read(*connection, config, source, "", stats, progress);
 }
 
 Expected<LdapSyncReport> sync_ldap_source(Store& store, const mapping::Mapping& mapping,
@@ -347,7 +454,7 @@ Expected<LdapSyncReport> sync_ldap_source(Store& store, const mapping::Mapping& 
                                           const LdapSourceConfig& config,
                                           const LdapSyncOptions& options) {
     ReadStats stats;
-    auto connection = connect(config);
+    auto connection = connect_source(config);
     if (!connection) {
         return record_failure(store, mapping, source, connection.error(), "full", stats);
     }
@@ -362,11 +469,14 @@ Expected<LdapSyncReport> sync_ldap_source(Store& store, const mapping::Mapping& 
     }
     const bool content_sync =
         config.flavor == LdapFlavor::openldap && connection->features().content_sync;
-    const std::string_view wanted_mode = content_sync ? k_content_sync : k_change_marker;
+    const std::string_view wanted_mode = content_sync ? k_content_sync_mode : k_change_marker_mode;
+    const std::string settings = settings_digest(config, mapping);
     if (options.full) {
         reason = "asked for";
     } else if (!cursor) {
         reason = "first run";
+    } else if (cursor->settings != settings) {
+        reason = "the source's settings or the mapping changed";
     } else if (cursor->mode != wanted_mode) {
         reason = "the directory's change tracking differs from the last run";
     } else if (unix_now() - cursor->full_at >= config.full_sync_interval.count()) {
@@ -395,7 +505,7 @@ Expected<LdapSyncReport> sync_ldap_source(Store& store, const mapping::Mapping& 
         stats = {};
     }
 
-    auto data = full_read(*connection, config, source.name, stats, options.progress);
+    auto data = full_read(*connection, config, source.name, settings, stats, options.progress);
     if (!data) {
         return record_failure(store, mapping, source, data.error(), "full", stats);
     }

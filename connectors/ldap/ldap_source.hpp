@@ -20,6 +20,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -54,26 +55,52 @@ directory::Expected<LdapSyncReport> sync_ldap_source(directory::Store& store,
                                                      const LdapSourceConfig& config,
                                                      const LdapSyncOptions& options);
 
+// The connection `config` describes (its bind password read from
+// bind_password_file), or why there is none.
+Result<Connection> connect_source(const LdapSourceConfig& config, int rounds = 3);
+
+// Unpaged searches for the source's users and groups with `filter` (content
+// sync requests; callers set `paged` for ordinary reads).
+SearchRequest user_request(const LdapSourceConfig& config, const EntryMapper& mapper,
+                           std::string filter);
+SearchRequest group_request(const LdapSourceConfig& config, const EntryMapper& mapper,
+                            std::string filter);
+
 // Reads the whole directory as `source` (for `orgsyncd plan`): the data, or
 // the failure.
 Result<sync::SourceData> read_source(const LdapSourceConfig& config, std::string_view source,
                                      ReadStats& stats,
                                      const std::function<void(std::size_t)>& progress = {});
 
+inline constexpr std::string_view k_content_sync_mode = "content_sync";
+inline constexpr std::string_view k_change_marker_mode = "change_marker";
+
 // The resume point stored with the mirror (Store::source_cursor): how
 // changes are found, where the last read ended, and when the last full
 // read happened.
 struct Cursor {
-    std::string mode;  // "content_sync" | "change_marker"
-    std::string users;
-    std::string groups;
-    std::int64_t full_at = 0;  // unix seconds
+    std::string mode;    // k_content_sync_mode | k_change_marker_mode
+    std::string users;   // content sync: the users search's cookie
+    std::string groups;  // content sync: the groups search's cookie
+    // Change markers: where the next read starts (a USN, or a generalized
+    // time), the server it counts on, and the membership fingerprints of
+    // the groups at or past it, so finding them again is not a change.
+    std::string marker;
+    std::string server;
+    std::map<std::string, std::uint64_t> recent_groups;
+    std::string settings;      // settings_digest() of the run that stored it
+    std::int64_t full_at = 0;  // unix seconds of the last full read
 
     std::string to_text() const;
     static std::optional<Cursor> parse(std::string_view text);
 };
 
 struct ContentChanges;
+
+// A fingerprint of what a read depends on: the source's search settings
+// and the mapping. When it differs from the stored cursor's, the next run
+// reads everything, since users outside the changes may map differently.
+std::string settings_digest(const LdapSourceConfig& config, const mapping::Mapping& mapping);
 
 // An incremental read turned into a delta, or no delta and the reason only
 // a full read can tell what changed (groups changed, the server lost the

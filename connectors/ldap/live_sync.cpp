@@ -83,7 +83,20 @@ void LiveSync::report(const LdapSyncReport& report) {
 void LiveSync::run() {
     std::chrono::milliseconds backoff = k_first_backoff;
     while (wait(std::chrono::milliseconds(0))) {
-        listen();
+        const auto started = std::chrono::steady_clock::now();
+        // Nothing may end the thread but stop(): an exception here would
+        // end the process.
+        try {
+            listen();
+        } catch (const std::exception& error) {
+            spdlog::error("event=ldap_live_failed source={} message=\"{}\"", m_source.name,
+                          error.what());
+        }
+        // A session that lasted is a recovery: start the backoff over.
+        if (std::chrono::steady_clock::now() - started > k_max_backoff) {
+            backoff = k_first_backoff;
+        }
+        spdlog::info("event=ldap_live_retry source={} in_ms={}", m_source.name, backoff.count());
         if (!wait(backoff)) {
             return;
         }
@@ -107,7 +120,7 @@ void LiveSync::listen() {
     auto stored = m_store.source_cursor(m_source.name);
     std::optional<Cursor> cursor =
         stored && *stored ? Cursor::parse(**stored) : std::optional<Cursor>();
-    if (!cursor || cursor->mode != "content_sync") {
+    if (!cursor || cursor->mode != k_content_sync_mode) {
         spdlog::error(
             "event=ldap_live_unavailable source={} message=\"the server does not offer content "
             "synchronisation (RFC 4533, OpenLDAP syncprov); live mode needs it\"",
@@ -115,31 +128,21 @@ void LiveSync::listen() {
         return;
     }
 
-    std::string password;
-    if (!m_config.bind_dn.empty()) {
-        auto secret = read_secret_file(m_config.bind_password_file);
-        if (!secret) {
-            return;
-        }
-        password = std::move(*secret);
-    }
-    auto connection = Connection::open(m_config, password, 1);
+    auto connection = connect_source(m_config, 1);
     if (!connection) {
+        spdlog::warn("event=ldap_live_disconnected source={} kind={} message=\"{}\"", m_source.name,
+                     to_string(connection.error().kind), connection.error().message);
         return;
     }
     const EntryMapper mapper(m_config, m_source.name);
-    SearchRequest users_request{.base = m_config.user_base,
-                                .filter = m_config.user_filter,
-                                .attributes = mapper.user_attributes(),
-                                .paged = false};
-    SearchRequest groups_request{
-        .base = m_config.group_base.empty() ? m_config.user_base : m_config.group_base,
-        .filter = m_config.group_filter,
-        .attributes = mapper.group_attributes(),
-        .paged = false};
-    auto users = PersistentSearch::start(*connection, users_request, cursor->users);
-    auto groups = PersistentSearch::start(*connection, groups_request, cursor->groups);
+    auto users = PersistentSearch::start(
+        *connection, user_request(m_config, mapper, m_config.user_filter), cursor->users);
+    auto groups = PersistentSearch::start(
+        *connection, group_request(m_config, mapper, m_config.group_filter), cursor->groups);
     if (!users || !groups) {
+        const Failure& failure = !users ? users.error() : groups.error();
+        spdlog::warn("event=ldap_live_disconnected source={} kind={} message=\"{}\"", m_source.name,
+                     to_string(failure.kind), failure.message);
         return;
     }
     spdlog::info("event=ldap_live_listening source={} uri={}", m_source.name, connection->uri());
@@ -179,6 +182,8 @@ void LiveSync::listen() {
         pending_users = {};
         pending_groups = {};
         if (!incremental) {
+            spdlog::warn("event=ldap_live_failed source={} kind={} message=\"{}\"", m_source.name,
+                         to_string(incremental.error().kind), incremental.error().message);
             return;
         }
         directory::Expected<LdapSyncReport> applied;
@@ -206,6 +211,10 @@ void LiveSync::listen() {
         }
         auto next = m_store.source_cursor(m_source.name);
         if (!next || !*next || !(cursor = Cursor::parse(**next))) {
+            spdlog::error(
+                "event=ldap_live_failed source={} message=\"the stored cursor cannot be "
+                "read\"",
+                m_source.name);
             return;
         }
     }

@@ -46,6 +46,9 @@ struct LdapSourceConfig {
     bool live = false;              // openldap: keep a refreshAndPersist search open between runs
     std::chrono::seconds interval = std::chrono::minutes(15);          // 10s..7d
     std::chrono::seconds full_sync_interval = std::chrono::hours(24);  // incremental runs between
+    // modifyTimestamp markers: how far the directory's clock may lag
+    // orgsync's; each incremental read re-reads this much. 0s..1h
+    std::chrono::seconds clock_skew = std::chrono::minutes(5);
     std::chrono::seconds timeout = std::chrono::seconds(30);  // per LDAP operation, 1s..10m
     int page_size = 1000;                                     // 1..100000
 

@@ -4,7 +4,12 @@
 // DN spelling, renames, deletions, disabled accounts, incremental reads,
 // failures of every kind, failover and TLS.
 
+#include <arpa/inet.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -542,6 +547,7 @@ TEST_F(LdapSync, ChangeMarkersReadOnlyChangedEntries) {
     start({.extra_schema = true});
     m_config.flavor = LdapFlavor::ds389;
     m_config.user_filter = "(objectClass=orgsyncTestObject)";
+    m_config.clock_skew = std::chrono::seconds(0);  // slapd runs on this machine's clock
     std::vector<TestUser> users;
     for (int i = 1; i <= 20; ++i) {
         users.push_back(
@@ -570,6 +576,95 @@ TEST_F(LdapSync, ChangeMarkersReadOnlyChangedEntries) {
     EXPECT_TRUE(roles.contains("seven@acme.com"));
     EXPECT_FALSE(roles.contains("user7@acme.com"));
     EXPECT_EQ(roles.at("user1@acme.com"), OrgRole::admin);
+}
+
+// 389-ds-like users (nsUniqueId) for the change-marker tests.
+std::vector<TestUser> ds389_users(int count, int from = 1) {
+    std::vector<TestUser> users;
+    for (int i = from; i < from + count; ++i) {
+        users.push_back({"user" + std::to_string(i), "user" + std::to_string(i) + "@acme.com",
+                         fmt::format("nsUniqueId: {:08x}-aaaaaaaa-bbbbbbbb-cccccccc\n", i)});
+    }
+    return users;
+}
+
+constexpr std::string_view k_ds389_classes =
+    "objectClass: inetOrgPerson\nobjectClass: orgsyncTestObject\n";
+
+// A group changed in the same second as the marker is still seen: groups
+// found again are compared by membership, not only by their timestamp.
+TEST_F(LdapSync, ChangeMarkersSeeAGroupChangedInTheMarkersSecond) {
+    start({.extra_schema = true});
+    m_config.flavor = LdapFlavor::ds389;
+    m_config.user_filter = "(objectClass=orgsyncTestObject)";
+    m_config.clock_skew = std::chrono::seconds(0);
+    add_users(*m_slapd, ds389_users(3), std::string(k_ds389_classes));
+    m_slapd->add(
+        group_ldif(*m_slapd, "admins", "groupOfNames", "member", {user_dn(*m_slapd, "user1")}));
+    ASSERT_EQ(sync().run.result, "applied");
+    m_slapd->modify("dn: " + group_dn(*m_slapd, "admins") +
+                    "\nchangetype: modify\nadd: member\nmember: " + user_dn(*m_slapd, "user2") +
+                    "\n\n");
+    auto report = sync();
+    ASSERT_EQ(report.run.result, "applied") << report.run.message;
+    EXPECT_EQ(report.mode, "full");
+    EXPECT_EQ(report.reason, "groups changed");
+    EXPECT_EQ(members().at("user2@acme.com"), OrgRole::admin);
+    // Found again, unchanged: not a change.
+    report = sync();
+    EXPECT_EQ(report.mode, "incremental") << report.reason;
+}
+
+// An empty first read still leaves a marker: users added later are read.
+TEST_F(LdapSync, ChangeMarkersAfterAnEmptyFirstRead) {
+    start({.extra_schema = true});
+    m_config.flavor = LdapFlavor::ds389;
+    m_config.user_filter = "(objectClass=orgsyncTestObject)";
+    m_config.clock_skew = std::chrono::seconds(0);
+    m_slapd->add(group_ldif(*m_slapd, "admins", "groupOfNames", "member",
+                            {"cn=nobody," + m_slapd->suffix()}));
+    ASSERT_EQ(sync().run.result, "applied");
+    add_users(*m_slapd, ds389_users(3), std::string(k_ds389_classes));
+    const auto report = sync();
+    ASSERT_EQ(report.run.result, "applied") << report.run.message;
+    EXPECT_EQ(report.mode, "incremental") << report.reason;
+    EXPECT_EQ(members().size(), 4U);
+}
+
+TEST_F(LdapSync, AChangedMappingOrSearchMakesTheNextRunFull) {
+    start();
+    add_users(*m_slapd, numbered_users(3, 1));
+    ASSERT_EQ(sync().run.result, "applied");
+    EXPECT_EQ(sync().mode, "incremental");
+    m_mapping = make_mapping(group_dn(*m_slapd, "admins"), group_dn(*m_slapd, "vision"), 40);
+    auto report = sync();
+    EXPECT_EQ(report.mode, "full");
+    EXPECT_EQ(report.reason, "the source's settings or the mapping changed");
+    EXPECT_EQ(sync().mode, "incremental");
+    m_config.user_filter = "(&(objectClass=inetOrgPerson)(mail=*))";
+    EXPECT_EQ(sync().mode, "full");
+}
+
+TEST_F(LdapSync, AnLdapsServerThatNeverHandshakesTimesOut) {
+    start();
+    // A port that accepts connections (the kernel's backlog) and never
+    // answers: TLS would wait for the server's hello forever.
+    const int listener = socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+    ASSERT_EQ(listen(listener, 8), 0);
+    socklen_t length = sizeof address;
+    ASSERT_EQ(getsockname(listener, reinterpret_cast<sockaddr*>(&address), &length), 0);
+    m_config.uris = {"ldaps://127.0.0.1:" + std::to_string(ntohs(address.sin_port))};
+    m_config.timeout = std::chrono::seconds(1);
+    const auto started = std::chrono::steady_clock::now();
+    const auto report = sync();
+    close(listener);
+    EXPECT_EQ(report.run.result, "failed");
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(15));
 }
 
 // ---- failures -----------------------------------------------------------------
