@@ -1,6 +1,8 @@
 #include "directory/snapshot_builder.hpp"
 
 #include <algorithm>
+#include <string>
+#include <unordered_map>
 
 namespace orgsync::directory {
 namespace {
@@ -182,7 +184,21 @@ std::shared_ptr<const OrgView> build_org_view(Db& db, OrgId org) {
 std::shared_ptr<const OrgView> update_members(Db& db, const OrgView& old,
                                               const std::vector<UserId>& users) {
     auto view = std::make_shared<OrgView>(old);
+    // Where each touched user is in the old view: an address change moves
+    // them to another key, a membership that ended removes them.
+    std::unordered_map<UserId, std::string> old_email;
     for (UserId user : users) {
+        old_email.emplace(user, std::string());
+    }
+    for (const auto& [email, member] : view->members) {
+        if (auto found = old_email.find(member.id); found != old_email.end()) {
+            found->second = email;
+        }
+    }
+    for (UserId user : users) {
+        if (const std::string& was = old_email[user]; !was.empty()) {
+            view->members.erase(was);
+        }
         std::string email;
         MemberView member;
         member.id = user;
@@ -192,7 +208,19 @@ std::shared_ptr<const OrgView> update_members(Db& db, const OrgView& old,
                 "u.id = m.user_id WHERE m.org_id = ? AND m.user_id = ?",
                 old.id, user);
             if (!q.executeStep()) {
-                return nullptr;
+                // The membership ended, and with it (foreign keys) the
+                // user's grants in the org.
+                auto drop = [user](auto& grants) {
+                    std::erase_if(grants.users,
+                                  [user](const auto& entry) { return entry.first == user; });
+                };
+                for (auto& [slug, project] : view->projects) {
+                    drop(project.grants);
+                }
+                for (auto& [slug, dataset] : view->datasets) {
+                    drop(dataset.grants);
+                }
+                continue;
             }
             email = q.getColumn(0).getString();
             member.active = q.getColumn(1).getInt() != 0;

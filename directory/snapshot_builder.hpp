@@ -14,8 +14,9 @@ namespace orgsync::directory {
 std::shared_ptr<const OrgView> build_org_view(Db& db, OrgId org);
 
 // `old` with the entries of `users` re-read, for a write that changed only
-// those members' own rows (type, role, active flag, groups). Returns null
-// when that is not enough (a member is gone, or in a group `old` does not
+// those members' own rows (type, role, active flag, groups, address) or
+// ended their membership (which also drops their user grants). Returns
+// null when that is not enough (a member is in a group `old` does not
 // know): the caller then rebuilds the whole view.
 std::shared_ptr<const OrgView> update_members(Db& db, const OrgView& old,
                                               const std::vector<UserId>& users);

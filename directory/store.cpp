@@ -269,9 +269,15 @@ class TransactionImpl final : public Transaction {
         m_email_cache.erase(user);
         m_users.erase(*email);
         m_users.erase(*canonical);
-        auto& orgs = m_db.query("SELECT org_id FROM memberships WHERE user_id = ?", user);
-        while (orgs.executeStep()) {
-            touch_org(orgs.getColumn(0).getInt64());
+        std::vector<OrgId> orgs;
+        {
+            auto& q = m_db.query("SELECT org_id FROM memberships WHERE user_id = ?", user);
+            while (q.executeStep()) {
+                orgs.push_back(q.getColumn(0).getInt64());
+            }
+        }
+        for (OrgId org : orgs) {
+            touch_member(org, user);  // the view moves them to the new address
         }
         audit("user.email_changed", "", *canonical, json{{"previous", *email}});
         return {};
@@ -487,7 +493,8 @@ class TransactionImpl final : public Transaction {
         }
         touch_member(org, user);
         if (last) {
-            touch_org(org);  // the cascade also removes grants: rebuild the whole view
+            // The cascade also removes the user's grants and group
+            // memberships in the org; update_members drops them from the view.
             m_members.erase({org, user});
             m_db.run("DELETE FROM memberships WHERE org_id = ? AND user_id = ?", org, user);
             audit("membership.removed", row->slug, *email,
