@@ -25,7 +25,7 @@ namespace {
 using nlohmann::json;
 
 constexpr int k_busy_timeout_ms = 5000;
-constexpr int k_cache_kib = 32 * 1024;
+constexpr int k_cache_kib = 16 * 1024;
 
 // The store (its mutex) whose write body runs on this thread, so that a
 // Store call from inside that body fails at once instead of deadlocking.
@@ -160,8 +160,10 @@ class TransactionImpl final : public Transaction {
     const std::set<OrgId>& rebuild_orgs() const { return m_rebuild_orgs; }
     std::vector<UserId> touched_members(OrgId org) const {
         std::vector<UserId> users;
-        for (auto it = m_touched_members.lower_bound({org, 0});
-             it != m_touched_members.end() && it->first == org; ++it) {
+        const auto& touched = sorted_touched_members();
+        for (auto it =
+                 std::lower_bound(touched.begin(), touched.end(), std::pair<OrgId, UserId>{org, 0});
+             it != touched.end() && it->first == org; ++it) {
             users.push_back(it->second);
         }
         return users;
@@ -995,13 +997,14 @@ class TransactionImpl final : public Transaction {
     // Invariants 2, 3 and 5 hold for every member and org this transaction
     // touched; checked once, before commit.
     Expected<void> check_invariants() {
-        if (m_touched_members.size() > k_set_based_check) {
+        const auto& touched = sorted_touched_members();
+        if (touched.size() > k_set_based_check) {
             if (auto checked = check_member_invariants_by_org(); !checked) {
                 return checked;
             }
         }
-        for (const auto& [org, user] : m_touched_members) {
-            if (m_touched_members.size() > k_set_based_check) {
+        for (const auto& [org, user] : touched) {
+            if (touched.size() > k_set_based_check) {
                 break;
             }
             auto member = member_type_role(org, user);
@@ -1434,10 +1437,21 @@ class TransactionImpl final : public Transaction {
         m_rebuild_orgs.insert(org);
     }
 
+    const std::vector<std::pair<OrgId, UserId>>& sorted_touched_members() const {
+        if (!m_touched_sorted) {
+            std::sort(m_touched_members.begin(), m_touched_members.end());
+            m_touched_members.erase(std::unique(m_touched_members.begin(), m_touched_members.end()),
+                                    m_touched_members.end());
+            m_touched_sorted = true;
+        }
+        return m_touched_members;
+    }
+
     // A member's type, role, active flag or groups changed: only that
     // member's entry of the org's view is re-read.
     void touch_member(OrgId org, UserId user) {
-        m_touched_members.emplace(org, user);
+        m_touched_members.emplace_back(org, user);
+        m_touched_sorted = false;
         m_touched_orgs.insert(org);
     }
 
@@ -1643,7 +1657,10 @@ class TransactionImpl final : public Transaction {
     std::string m_source;
     std::set<OrgId> m_touched_orgs;  // orgs whose view changes
     std::set<OrgId> m_rebuild_orgs;  // of those, the ones rebuilt whole
-    std::set<std::pair<OrgId, UserId>> m_touched_members;
+    // Appended as members are touched (a first sync touches hundreds of
+    // thousands), sorted and deduplicated when read.
+    mutable std::vector<std::pair<OrgId, UserId>> m_touched_members;
+    mutable bool m_touched_sorted = true;
     std::unordered_map<OrgId, OrgRow> m_org_cache;
     std::unordered_map<UserId, std::string> m_email_cache;  // kept true by change_user_email
     // For the bulk calls: users by canonical address (id, display name) and
