@@ -485,7 +485,7 @@ int run(const Options& options) {
         auto outbox = store.outbox_depth();
         fmt::print(
             "  store now: {} orgs, {} memberships, {} group memberships in the snapshot; {} "
-            "outbox events; files {:.1f} MiB\n",
+            "outbox rows (events of a bulk write share a row); files {:.1f} MiB\n",
             store.snapshot()->orgs.size(), members, group_members, outbox ? *outbox : -1,
             static_cast<double>(directory_bytes(dir)) / (1024.0 * 1024.0));
 

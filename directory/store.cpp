@@ -2283,9 +2283,11 @@ Expected<std::unordered_map<std::string, std::string>> Store::external_ids(
     std::string_view source, std::string_view kind) const {
     return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, std::string>> {
         std::unordered_map<std::string, std::string> emails;
+        // Users in index order, each with its ids: the other way round reads
+        // the users table at random (CROSS JOIN keeps this order).
         auto& q = m_impl->db.query(
-            "SELECT x.value, u.email FROM user_external_ids x JOIN users u ON u.id = x.user_id "
-            "WHERE x.source = ? AND x.kind = ?",
+            "SELECT x.value, u.email FROM users u CROSS JOIN user_external_ids x ON x.user_id = "
+            "u.id WHERE x.source = ? AND x.kind = ?",
             source, kind);
         while (q.executeStep()) {
             emails.emplace(q.getColumn(0).getString(), q.getColumn(1).getString());

@@ -369,7 +369,8 @@ class Store {
 
     // The most recent runs of `source` (every source when empty), newest first.
     Expected<std::vector<SyncRun>> sync_runs(std::string_view source, int limit) const;
-    // Outbox events not yet delivered, oldest first.
+    // Outbox rows not yet delivered: one event each, or a batch of up to
+    // 1,000 events written by a bulk call (see Transaction::add_members).
     Expected<std::int64_t> outbox_depth() const;
 
   private:

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "directory/email.hpp"
+#include "directory/snapshot.hpp"
 #include "sync/diff.hpp"
 
 namespace orgsync::sync {
@@ -177,7 +178,11 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
     emails.reserve(data.users.size());
     std::unordered_map<std::string_view, const std::string*> email_of;
     email_of.reserve(data.users.size());
-    std::unordered_map<std::string, std::optional<mapping::DomainMatch>> domains;
+    std::unordered_map<std::string, std::optional<mapping::DomainMatch>, directory::StringHash,
+                       std::equal_to<>>
+        domains;
+    desired.members.reserve(data.users.size() + data.users.size() / 2);
+    desired.active.reserve(data.users.size());
     std::vector<DesiredMember*> joined;
     for (const auto& user : data.users) {
         auto email = canonical(user.email);
@@ -187,10 +192,12 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
         }
         const std::string& address = emails.emplace_back(std::move(*email));
         email_of.emplace(user.external_id, &address);
-        std::string domain(directory::email_domain(address));
+        std::string_view domain = directory::email_domain(address);
         auto found_domain = domains.find(domain);
         if (found_domain == domains.end()) {
-            found_domain = domains.emplace(domain, mapping::resolve_domain(mapping, domain)).first;
+            found_domain =
+                domains.emplace(std::string(domain), mapping::resolve_domain(mapping, domain))
+                    .first;
         }
         const auto& home = found_domain->second;
         auto type_in = [&](const mapping::OrgMapping* org) {
@@ -242,6 +249,11 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
             by_name[{bound->slug, group.name}] = &group;
         }
     }
+    std::size_t named_members = 0;
+    for (const auto& [key, group] : by_name) {
+        named_members += group->member_ids.size();
+    }
+    desired.group_members.reserve(named_members);
     for (const auto& [key, group] : by_name) {
         desired.groups.insert(key);
         for (const auto& member : group->member_ids) {
