@@ -864,7 +864,7 @@ class TransactionImpl final : public Transaction {
         if (!row) {
             return std::unexpected(row.error());
         }
-        ChecksOff unchecked(m_db);  // destroyed last: the batch flushes unchecked too
+        ChecksOff unchecked(*this);  // destroyed last: the batch flushes unchecked too
         BulkEvents batch(*this, row->slug);
         std::vector<StagedMember> staged;
         std::unordered_set<std::string> seen_emails;
@@ -965,7 +965,7 @@ class TransactionImpl final : public Transaction {
         if (!row) {
             return std::unexpected(row.error());
         }
-        ChecksOff unchecked(m_db);  // destroyed last: the batch flushes unchecked too
+        ChecksOff unchecked(*this);  // destroyed last: the batch flushes unchecked too
         BulkEvents batch(*this, row->slug);
         for (const auto& given : emails) {
             auto email = canonical(given);
@@ -997,6 +997,9 @@ class TransactionImpl final : public Transaction {
     // Invariants 2, 3 and 5 hold for every member and org this transaction
     // touched; checked once, before commit.
     Expected<void> check_invariants() {
+        if (m_commit_error) {
+            return std::unexpected(*m_commit_error);
+        }
         const auto& touched = sorted_touched_members();
         if (touched.size() > k_set_based_check) {
             if (auto checked = check_member_invariants_by_org(); !checked) {
@@ -1121,20 +1124,31 @@ class TransactionImpl final : public Transaction {
     // keep them.
     class ChecksOff {
       public:
-        explicit ChecksOff(Db& db) : m_db(db) { m_db.run("PRAGMA ignore_check_constraints = ON"); }
+        explicit ChecksOff(TransactionImpl& tx) : m_tx(tx) {
+            m_tx.m_db.run("PRAGMA ignore_check_constraints = ON");
+        }
         ~ChecksOff() {
             try {
-                m_db.run("PRAGMA ignore_check_constraints = OFF");
-            } catch (const std::exception&) {
-                // The connection is failing; the write rolls back anyway.
+                m_tx.m_db.run("PRAGMA ignore_check_constraints = OFF");
+            } catch (const std::exception& error) {
+                // Later statements would run unchecked: do not commit.
+                m_tx.fail_commit(error);
             }
         }
         ChecksOff(const ChecksOff&) = delete;
         ChecksOff& operator=(const ChecksOff&) = delete;
 
       private:
-        Db& m_db;
+        TransactionImpl& m_tx;
     };
+
+    // A failure found where it cannot be returned (a destructor): the
+    // transaction rolls back instead of committing.
+    void fail_commit(const std::exception& error) {
+        if (!m_commit_error) {
+            m_commit_error = Error{ErrorCode::storage, fmt::format("store: {}", error.what()), {}};
+        }
+    }
 
     struct StagedMember {
         UserId user = 0;
@@ -1286,8 +1300,9 @@ class TransactionImpl final : public Transaction {
             try {
                 flush_audit();
                 flush_outbox();
-            } catch (const std::exception&) {
-                // Only when the connection fails; the write then rolls back.
+            } catch (const std::exception& error) {
+                // Events are lost: the transaction must not commit.
+                m_tx.fail_commit(error);
             }
         }
         BulkEvents(const BulkEvents&) = delete;
@@ -1669,6 +1684,7 @@ class TransactionImpl final : public Transaction {
     std::set<std::pair<OrgId, UserId>> m_members;
     std::unordered_map<std::string, UserId> m_id_holders;  // id_key → user, set by add_members
     BulkEvents* m_batch = nullptr;                         // set while a bulk call runs
+    std::optional<Error> m_commit_error;                   // see fail_commit
     std::string m_at = now_utc_millis();
 };
 

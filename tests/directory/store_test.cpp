@@ -1047,5 +1047,124 @@ TEST_F(StoreTest, InvalidEmailIsInvalidArgument) {
         ErrorCode::invalid_argument);
 }
 
+// The bulk calls a sync uses leave the store, the snapshot and the audit log
+// exactly as the single calls they stand for, entry by entry: new users,
+// users who exist with or without a membership, an address given twice or
+// in another spelling, an id another user holds, a member added twice.
+TEST_F(StoreTest, BulkMemberCallsEqualTheSingleCalls) {
+    auto prepare = [](Transaction& tx) -> Expected<void> {
+        OrgId acme = tx.find_org_id("acme").value().value_or(0);
+        ORGSYNC_TRY(tx.create_group(acme, "cn=team"));
+        UserId dan = 0;
+        ORGSYNC_ASSIGN(dan, tx.upsert_user("dan@globex.com", "Dan"));
+        UserId carol = 0;
+        ORGSYNC_ASSIGN(carol, tx.upsert_user("carol@globex.com", "Carol"));
+        ORGSYNC_TRY(tx.set_external_id(carol, ExternalId{"corp", "id", "held"}));
+        (void)dan;
+        return {};
+    };
+    const std::vector<NewMember> members{
+        {"new1@acme.com", "New One", "n1", UserType::internal, OrgRole::member},
+        {"Eve@ACME.com", "Eve", "n2", UserType::internal, OrgRole::member},
+        {"member@acme.com", "", "m1", UserType::internal, OrgRole::admin},  // a member already
+        {"dan@globex.com", "Dan", "d1", UserType::external, OrgRole::guest},
+        {"new3@partner.example", "", "held", UserType::external, OrgRole::guest},
+        {"new1@acme.com", "Renamed", "n1", UserType::internal, OrgRole::member},  // again
+        {"new4@acme.com", "Four", "", UserType::internal, OrgRole::member},
+    };
+    const std::vector<std::string> group_members{"new1@acme.com", "member@acme.com", "Eve@acme.com",
+                                                 "new1@acme.com"};
+
+    auto second = must(Store::open(m_dir->path() / "single.db"), "open");
+    // Both stores start alike: the fixture's state, then `prepare`.
+    auto seed = [&](Store& store) {
+        must(store.write(k_manual_source, [&](Transaction& tx) -> Expected<void> {
+            if (&store == second.get()) {
+                ORGSYNC_TRY(tx.create_org("acme", "Acme Corp", false, "ceo@acme.com"));
+                ORGSYNC_TRY(tx.upsert_user("ceo@acme.com", "Ceo"));
+                OrgId acme = tx.find_org_id("acme").value().value_or(0);
+                ORGSYNC_TRY(
+                    add_member(tx, acme, "admin@acme.com", UserType::internal, OrgRole::admin));
+                ORGSYNC_TRY(
+                    add_member(tx, acme, "member@acme.com", UserType::internal, OrgRole::member));
+                ORGSYNC_TRY(add_member(tx, acme, "guest@partner.example", UserType::external,
+                                       OrgRole::guest));
+                UserId owner = tx.find_user_id("ceo@acme.com").value().value_or(0);
+                ORGSYNC_TRY(tx.create_project(acme, "vision", Visibility::private_, {"cv"}, owner));
+                ORGSYNC_TRY(tx.create_org("globex", "Globex", false, "boss@globex.com"));
+            }
+            return prepare(tx);
+        }));
+    };
+    seed(store());
+    seed(*second);
+    ASSERT_EQ(dump_state(store()), dump_state(*second));
+    std::int64_t from = last_audit_id(store());
+
+    must(store().write("corp", [&](Transaction& tx) -> Expected<void> {
+        OrgId acme = tx.find_org_id("acme").value().value_or(0);
+        ORGSYNC_TRY(tx.add_members(acme, "corp", members));
+        GroupId team = tx.find_group_id(acme, "cn=team").value().value_or(0);
+        return tx.add_group_members(team, "corp", group_members);
+    }));
+    must(second->write("corp", [&](Transaction& tx) -> Expected<void> {
+        OrgId acme = tx.find_org_id("acme").value().value_or(0);
+        for (const auto& member : members) {
+            UserId user = 0;
+            ORGSYNC_ASSIGN(user, tx.upsert_user(member.email, member.display_name));
+            if (!member.external_id.empty()) {
+                auto set = tx.set_external_id(
+                    user, ExternalId{"corp", "id", std::string(member.external_id)});
+                if (!set && set.error().code != ErrorCode::already_exists) {
+                    return set;
+                }
+            }
+            ORGSYNC_TRY(tx.assert_membership(
+                acme, user, MembershipAssertion{"corp", member.user_type, member.role}));
+        }
+        GroupId team = tx.find_group_id(acme, "cn=team").value().value_or(0);
+        for (const auto& email : group_members) {
+            UserId user = tx.find_user_id(email).value().value_or(0);
+            ORGSYNC_TRY(tx.add_group_member(team, user, "corp"));
+        }
+        return {};
+    }));
+
+    std::vector<std::string> extra{"new1@acme.com",        "Eve@acme.com",  "dan@globex.com",
+                                   "new3@partner.example", "new4@acme.com", "carol@globex.com"};
+    EXPECT_EQ(dump_state(store(), extra), dump_state(*second, extra));
+    auto events = [from](const Store& store) {
+        std::vector<std::string> lines;
+        for (const auto& event : audit_after(store, from)) {
+            lines.push_back(event.source + " " + event.kind + " " + event.org + " " +
+                            event.subject + " " + event.detail);
+        }
+        return lines;
+    };
+    EXPECT_EQ(events(store()), events(*second));
+    EXPECT_FALSE(events(store()).empty());
+}
+
+// A bulk call's events reach the outbox in batch rows, each event keeping
+// its own id.
+TEST_F(StoreTest, BulkCallEventsAreBatchedInTheOutboxWithTheirOwnIds) {
+    auto before = must(store().outbox_depth(), "outbox_depth");
+    std::vector<NewMember> members;
+    std::vector<std::string> emails;
+    for (int i = 0; i < 1500; ++i) {
+        emails.push_back("bulk" + std::to_string(i) + "@acme.com");
+    }
+    for (const auto& email : emails) {
+        members.push_back(NewMember{email, "", "", UserType::internal, OrgRole::member});
+    }
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        OrgId acme = tx.find_org_id("acme").value().value_or(0);
+        return tx.add_members(acme, "corp", members);
+    });
+    // 1,500 new users and memberships: 3,000 events in 3 rows.
+    EXPECT_EQ(must(store().outbox_depth(), "outbox_depth") - before, 3);
+    EXPECT_EQ(audit_count(store()) > 3000u, true);
+}
+
 }  // namespace
 }  // namespace orgsync::directory
