@@ -17,6 +17,7 @@
 #include <csignal>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace orgsync::ldap {
@@ -545,28 +546,54 @@ Result<LDAPMessage*> Connection::next_message(int msgid, std::chrono::millisecon
     return message;
 }
 
-Entry Connection::entry(LDAPMessage* message) const {
-    Entry out;
-    if (char* dn = ldap_get_dn(m_ld, message); dn != nullptr) {
-        out.dn = dn;
-        ldap_memfree(dn);
-    }
+namespace {
+
+// Fills `out` with the entry in `message`, reusing the strings and vectors
+// `out` already holds (a search refills one Entry for every entry, so after
+// the first few entries this allocates nothing but libldap's value arrays).
+// Attribute names and values are read in place from the message
+// (ldap_get_dn_ber, ldap_get_attribute_ber) and copied once, into `out`.
+void fill_entry(LDAP* ld, LDAPMessage* message, Entry& out) {
     BerElement* ber = nullptr;
-    for (char* name = ldap_first_attribute(m_ld, message, &ber); name != nullptr;
-         name = ldap_next_attribute(m_ld, message, ber)) {
-        std::vector<std::string> values;
-        if (berval** raw = ldap_get_values_len(m_ld, message, name); raw != nullptr) {
-            for (int i = 0; raw[i] != nullptr; ++i) {
-                values.emplace_back(raw[i]->bv_val, raw[i]->bv_len);
+    berval dn{};
+    std::size_t count = 0;
+    if (ldap_get_dn_ber(ld, message, &ber, &dn) == LDAP_SUCCESS) {
+        out.dn.assign(dn.bv_val != nullptr ? dn.bv_val : "", dn.bv_len);
+        berval name{};
+        berval* values = nullptr;
+        for (int rc = ldap_get_attribute_ber(ld, message, ber, &name, &values);
+             rc == LDAP_SUCCESS && name.bv_val != nullptr;
+             rc = ldap_get_attribute_ber(ld, message, ber, &name, &values)) {
+            if (count == out.attributes.size()) {
+                out.attributes.emplace_back();
             }
-            ldap_value_free_len(raw);
+            auto& [attribute, list] = out.attributes[count++];
+            attribute.assign(name.bv_val, name.bv_len);
+            std::size_t n = 0;
+            for (; values != nullptr && values[n].bv_val != nullptr; ++n) {
+                if (n == list.size()) {
+                    list.emplace_back();
+                }
+                list[n].assign(values[n].bv_val, values[n].bv_len);
+            }
+            list.resize(n);
+            ldap_memfree(values);
+            values = nullptr;
         }
-        out.attributes.emplace_back(name, std::move(values));
-        ldap_memfree(name);
+    } else {
+        out.dn.clear();
     }
+    out.attributes.resize(count);
     if (ber != nullptr) {
         ber_free(ber, 0);
     }
+}
+
+}  // namespace
+
+Entry Connection::entry(LDAPMessage* message) const {
+    Entry out;
+    fill_entry(m_ld, message, out);
     return out;
 }
 
@@ -579,16 +606,17 @@ Result<SearchOutcome> Connection::search(const SearchRequest& request,
         attrs.push_back(const_cast<char*>(attribute.c_str()));
     }
     attrs.push_back(nullptr);
-    berval cookie{};
-    std::string cookie_bytes;
     const std::string what = fmt::format("search {} {}", request.base, request.filter);
-    do {
+
+    // Sends the search, or (paged) the request for the page after `from`.
+    const auto start = [&](const std::string& from) -> Result<int> {
         std::vector<LDAPControl*> controls = request.controls;
         std::unique_ptr<LDAPControl, ControlFree> page_control;
         if (paged) {
             LDAPControl* created = nullptr;
-            cookie.bv_val = cookie_bytes.empty() ? nullptr : cookie_bytes.data();
-            cookie.bv_len = cookie_bytes.size();
+            berval cookie{};
+            cookie.bv_val = from.empty() ? nullptr : const_cast<char*>(from.data());
+            cookie.bv_len = from.size();
             if (const int rc = ldap_create_page_control(m_ld, m_page_size, &cookie, 0, &created);
                 rc != LDAP_SUCCESS) {
                 return std::unexpected(failure_for(rc, "paged results control"));
@@ -607,7 +635,45 @@ Result<SearchOutcome> Connection::search(const SearchRequest& request,
             return std::unexpected(failure_for(rc, what));
         }
         ++outcome.pages;
-        cookie_bytes.clear();
+        return msgid;
+    };
+
+    Entry scratch;  // refilled for every entry, so its storage is reused
+    // An entry or a continuation reference.
+    const auto handle = [&](LDAPMessage* message) -> Result<void> {
+        switch (ldap_msgtype(message)) {
+            case LDAP_RES_SEARCH_ENTRY:
+                ++outcome.entries;
+                fill_entry(m_ld, message, scratch);
+                return on_entry(std::move(scratch));
+            case LDAP_RES_SEARCH_REFERENCE:
+                if (!m_ignore_referrals) {
+                    return failure(FailureKind::referral,
+                                   fmt::format("{}: {}: the server referred part of the search to "
+                                               "another server, which orgsync does not follow "
+                                               "(set ignore_referrals = true if that part holds "
+                                               "no users)",
+                                               m_uri, what));
+                }
+                ++outcome.references;
+                return {};
+            default:
+                return {};  // intermediate responses of extensions the caller did not ask for
+        }
+    };
+
+    auto started = start("");
+    if (!started) {
+        return std::unexpected(started.error());
+    }
+    // Paged, a page's messages are held until its result (which carries the
+    // cookie) has come; the next page is asked for before they are handled,
+    // so the server prepares it while this side parses (one page of messages
+    // in memory). Unpaged, messages are handled as they arrive.
+    for (int msgid = *started; msgid != 0;) {
+        std::vector<MessagePtr> held;
+        int following = 0;
+        std::optional<Failure> failed;  // what the page's result said, after its entries
         for (bool done = false; !done;) {
             auto next = next_message(msgid, m_timeout);
             if (!next) {
@@ -615,73 +681,76 @@ Result<SearchOutcome> Connection::search(const SearchRequest& request,
                 return std::unexpected(next.error());
             }
             MessagePtr message(*next);
-            switch (ldap_msgtype(message.get())) {
-                case LDAP_RES_SEARCH_ENTRY: {
-                    ++outcome.entries;
-                    if (auto handled = on_entry(entry(message.get())); !handled) {
-                        ldap_abandon_ext(m_ld, msgid, nullptr, nullptr);
-                        return std::unexpected(handled.error());
-                    }
-                    break;
+            if (ldap_msgtype(message.get()) != LDAP_RES_SEARCH_RESULT) {
+                if (paged) {
+                    held.push_back(std::move(message));
+                } else if (auto handled = handle(message.get()); !handled) {
+                    ldap_abandon_ext(m_ld, msgid, nullptr, nullptr);
+                    return std::unexpected(handled.error());
                 }
-                case LDAP_RES_SEARCH_REFERENCE: {
-                    if (!m_ignore_referrals) {
-                        ldap_abandon_ext(m_ld, msgid, nullptr, nullptr);
-                        return failure(FailureKind::referral,
-                                       fmt::format("{}: {}: the server referred part of the "
-                                                   "search to another server, which orgsync does "
-                                                   "not follow (set ignore_referrals = true if "
-                                                   "that part holds no users)",
-                                                   m_uri, what));
+                continue;
+            }
+            done = true;
+            int code = LDAP_SUCCESS;
+            LDAPControl** raw_controls = nullptr;
+            if (const int rc = ldap_parse_result(m_ld, message.get(), &code, nullptr, nullptr,
+                                                 nullptr, &raw_controls, 0);
+                rc != LDAP_SUCCESS) {
+                failed = failure_for(rc, what);
+                break;
+            }
+            const ControlsPtr response_controls(raw_controls);
+            if (code != LDAP_SUCCESS) {
+                failed = failure_for(code, what);
+                break;
+            }
+            std::string cookie_bytes;
+            if (paged && raw_controls != nullptr) {
+                if (LDAPControl* page =
+                        ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, raw_controls, nullptr);
+                    page != nullptr) {
+                    ber_int_t estimate = 0;
+                    berval next_cookie{};
+                    // A page answer that cannot be read would end the read
+                    // early, as if it were complete.
+                    if (ldap_parse_pageresponse_control(m_ld, page, &estimate, &next_cookie) !=
+                        LDAP_SUCCESS) {
+                        failed = Failure{
+                            FailureKind::partial_results,
+                            fmt::format("{}: {}: unreadable paged results response", m_uri, what)};
+                        break;
                     }
-                    ++outcome.references;
-                    break;
+                    cookie_bytes.assign(next_cookie.bv_val == nullptr
+                                            ? ""
+                                            : std::string(next_cookie.bv_val, next_cookie.bv_len));
+                    ber_memfree(next_cookie.bv_val);
                 }
-                case LDAP_RES_SEARCH_RESULT: {
-                    int code = LDAP_SUCCESS;
-                    LDAPControl** raw_controls = nullptr;
-                    if (const int rc = ldap_parse_result(m_ld, message.get(), &code, nullptr,
-                                                         nullptr, nullptr, &raw_controls, 0);
-                        rc != LDAP_SUCCESS) {
-                        return std::unexpected(failure_for(rc, what));
-                    }
-                    const ControlsPtr response_controls(raw_controls);
-                    if (code != LDAP_SUCCESS) {
-                        return std::unexpected(failure_for(code, what));
-                    }
-                    if (paged && raw_controls != nullptr) {
-                        if (LDAPControl* page =
-                                ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, raw_controls, nullptr);
-                            page != nullptr) {
-                            ber_int_t estimate = 0;
-                            berval next_cookie{};
-                            // A page answer that cannot be read would end
-                            // the read early, as if it were complete.
-                            if (ldap_parse_pageresponse_control(m_ld, page, &estimate,
-                                                                &next_cookie) != LDAP_SUCCESS) {
-                                return failure(FailureKind::partial_results,
-                                               fmt::format("{}: {}: unreadable paged results "
-                                                           "response",
-                                                           m_uri, what));
-                            }
-                            cookie_bytes.assign(
-                                next_cookie.bv_val == nullptr
-                                    ? ""
-                                    : std::string(next_cookie.bv_val, next_cookie.bv_len));
-                            ber_memfree(next_cookie.bv_val);
-                        }
-                    }
-                    done = true;
-                    if (request.on_page) {
-                        request.on_page(outcome.entries);
-                    }
-                    break;
+            }
+            if (paged && !cookie_bytes.empty()) {
+                auto requested = start(cookie_bytes);
+                if (!requested) {
+                    failed = requested.error();
+                } else {
+                    following = *requested;
                 }
-                default:
-                    break;  // intermediate responses of extensions the caller did not ask for
             }
         }
-    } while (paged && !cookie_bytes.empty());
+        for (const auto& message : held) {
+            if (auto handled = handle(message.get()); !handled) {
+                if (following != 0) {
+                    ldap_abandon_ext(m_ld, following, nullptr, nullptr);
+                }
+                return std::unexpected(handled.error());
+            }
+        }
+        if (failed) {
+            return std::unexpected(std::move(*failed));
+        }
+        if (request.on_page) {
+            request.on_page(outcome.entries);
+        }
+        msgid = following;
+    }
     return outcome;
 }
 

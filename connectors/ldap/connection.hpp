@@ -109,10 +109,14 @@ class Connection {
     Connection& operator=(Connection&&) noexcept;
     ~Connection();
 
-    // Runs a search, calling `on_entry` for each entry as it arrives (one
-    // page in memory at most). An error from `on_entry` stops the search and
-    // is returned. Continuation references fail the search with `referral`
-    // unless the configuration ignores them.
+    // Runs a search, calling `on_entry` for each entry in the order the
+    // server sent them. Paged, a page's entries are handed over once the
+    // page is complete and the next page has been asked for, so the server
+    // works on it meanwhile (one page of messages in memory); unpaged, as
+    // they arrive. The Entry handed over is refilled for the next entry:
+    // move from it to keep it. An error from `on_entry` stops the search
+    // (the next page, if asked for, is abandoned) and is returned. Continuation references fail the
+    // search with `referral` unless the configuration ignores them.
     Result<SearchOutcome> search(const SearchRequest& request,
                                  const std::function<Result<void>(Entry&&)>& on_entry);
 

@@ -3,9 +3,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <charconv>
 #include <nlohmann/json.hpp>
+#include <span>
 #include <unordered_set>
 
 #include "connectors/ldap/dn.hpp"
@@ -43,9 +45,55 @@ struct RawGroup {
     std::string id;
     std::string name;  // normalised DN
     std::string dn;
-    std::vector<std::string> member_values;  // member/uniqueMember DNs or memberUid names
+    std::vector<std::uint32_t> users;        // direct user members (indexes into the users)
+    std::vector<std::string> other_members;  // normalised member DNs that name no user
     std::vector<std::string> parent_dns;     // memberOf mode: the groups this group is in
 };
+
+// Whether nlohmann::json::dump() writes `text` as it is between its quotes.
+bool is_plain_json(std::string_view text) {
+    return std::ranges::all_of(text, [](char c) {
+        const auto byte = static_cast<unsigned char>(c);
+        return byte >= 0x20 && byte < 0x7f && c != '"' && c != '\\';
+    });
+}
+
+using JsonMember = std::pair<std::string_view, std::string_view>;
+
+// A JSON object of string members, byte for byte what nlohmann::json::dump()
+// gives for it (keys sorted, no spaces), written directly when no value
+// needs escaping (every user of a read goes through here).
+std::string json_object(std::span<JsonMember> members) {
+    std::ranges::sort(members);
+    if (!std::ranges::all_of(members, [](const JsonMember& m) {
+            return is_plain_json(m.first) && is_plain_json(m.second);
+        })) {
+        nlohmann::json object = nlohmann::json::object();
+        for (const auto& [key, value] : members) {
+            object[std::string(key)] = value;
+        }
+        return object.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    }
+    std::size_t size = 2;
+    for (const auto& [key, value] : members) {
+        size += key.size() + value.size() + 6;
+    }
+    std::string out;
+    out.reserve(size);
+    out.push_back('{');
+    for (const auto& [key, value] : members) {
+        if (out.size() > 1) {
+            out.push_back(',');
+        }
+        out.push_back('"');
+        out.append(key);
+        out.append("\":\"");
+        out.append(value);
+        out.push_back('"');
+    }
+    out.push_back('}');
+    return out;
+}
 
 }  // namespace
 
@@ -162,8 +210,9 @@ std::string EntryMapper::stable_id(const Entry& entry) const {
         return id.empty() ? std::string() : format_guid(id);
     }
     std::string out(id);
-    std::ranges::transform(out, out.begin(),
-                           [](char c) { return static_cast<char>(std::tolower(c)); });
+    std::ranges::transform(out, out.begin(), [](char c) {
+        return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+    });
     return out;
 }
 
@@ -184,11 +233,13 @@ std::optional<SourceUser> EntryMapper::user(const Entry& entry, ReadStats& stats
     if (user.display_name.empty()) {
         user.display_name = std::string(entry.first("cn"));
     }
-    nlohmann::json attributes = {{"dn", entry.dn}};
+    std::array<JsonMember, 4> attributes;
+    std::size_t count = 0;
+    attributes[count++] = {"dn", entry.dn};
     switch (m_config.flavor) {
         case LdapFlavor::openldap:
             user.active = entry.find("pwdAccountLockedTime") == nullptr;
-            attributes["login"] = entry.first("uid");
+            attributes[count++] = {"login", entry.first("uid")};
             break;
         case LdapFlavor::active_directory: {
             const std::string_view control = entry.first("userAccountControl");
@@ -196,21 +247,21 @@ std::optional<SourceUser> EntryMapper::user(const Entry& entry, ReadStats& stats
             std::from_chars(control.data(), control.data() + control.size(), flags);
             constexpr std::int64_t k_account_disable = 0x2;
             user.active = (flags & k_account_disable) == 0;
-            attributes["login"] = entry.first("sAMAccountName");
+            attributes[count++] = {"login", entry.first("sAMAccountName")};
             if (const auto upn = entry.first("userPrincipalName"); !upn.empty()) {
-                attributes["userPrincipalName"] = upn;
+                attributes[count++] = {"userPrincipalName", upn};
             }
             break;
         }
         case LdapFlavor::ds389:
             user.active = !iequals(entry.first("nsAccountLock"), "true");
-            attributes["login"] = entry.first("uid");
+            attributes[count++] = {"login", entry.first("uid")};
             break;
     }
     if (m_config.group_member_attribute == "memberUid") {
-        attributes["memberUid"] = entry.first(m_config.member_uid_attribute);
+        attributes[count++] = {"memberUid", entry.first(m_config.member_uid_attribute)};
     }
-    user.attributes = attributes.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    user.attributes = json_object(std::span(attributes.data(), count));
     return user;
 }
 
@@ -265,30 +316,51 @@ Result<std::vector<std::string>> all_values(Connection& connection, const Entry&
     return values;
 }
 
-// Every user id reachable from `start` through nested groups. Cycles are
-// cut at the first group seen twice.
+// Every user reachable from `start` through nested groups, as indexes into
+// the users, sorted by `rank` (the users' order by id) and each once. Cycles
+// are cut at the first group seen twice.
 void collect_members(std::size_t start, const std::vector<std::vector<std::size_t>>& children,
-                     const std::vector<std::vector<std::string>>& direct,
-                     std::vector<std::string>& out, ReadStats& stats) {
-    std::vector<bool> seen(children.size(), false);
-    std::vector<std::size_t> pending{start};
-    seen[start] = true;
-    while (!pending.empty()) {
-        const std::size_t group = pending.back();
-        pending.pop_back();
-        out.insert(out.end(), direct[group].begin(), direct[group].end());
-        for (const std::size_t child : children[group]) {
-            if (child == start) {
-                ++stats.cycles;
-            }
-            if (!seen[child]) {
-                seen[child] = true;
-                pending.push_back(child);
+                     const std::vector<RawGroup>& groups, const std::vector<std::uint32_t>& rank,
+                     std::vector<std::uint32_t>& out, std::vector<bool>& seen, ReadStats& stats) {
+    out.clear();
+    if (children[start].empty()) {
+        out = groups[start].users;
+    } else {
+        seen.assign(children.size(), false);
+        std::vector<std::size_t> pending{start};
+        seen[start] = true;
+        while (!pending.empty()) {
+            const std::size_t group = pending.back();
+            pending.pop_back();
+            out.insert(out.end(), groups[group].users.begin(), groups[group].users.end());
+            for (const std::size_t child : children[group]) {
+                if (child == start) {
+                    ++stats.cycles;
+                }
+                if (!seen[child]) {
+                    seen[child] = true;
+                    pending.push_back(child);
+                }
             }
         }
     }
-    std::ranges::sort(out);
+    std::ranges::sort(out, [&](std::uint32_t a, std::uint32_t b) { return rank[a] < rank[b]; });
     out.erase(std::unique(out.begin(), out.end()), out.end());
+}
+
+// membership_fingerprint over views of `values`: no copies.
+std::uint64_t fingerprint_of(const std::vector<std::string>& values) {
+    std::vector<std::string_view> sorted(values.begin(), values.end());
+    std::ranges::sort(sorted);
+    // FNV-1a: stable across runs and builds, unlike std::hash.
+    std::uint64_t hash = 0xcbf29ce484222325ULL;
+    for (const auto value : sorted) {
+        for (const char c : value) {
+            hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+        }
+        hash = (hash ^ 0xffU) * 0x100000001b3ULL;  // separator
+    }
+    return hash;
 }
 
 }  // namespace
@@ -314,16 +386,7 @@ Result<std::vector<std::string>> membership_values(Connection& connection,
 }
 
 std::uint64_t membership_fingerprint(std::vector<std::string> values) {
-    std::ranges::sort(values);
-    // FNV-1a: stable across runs and builds, unlike std::hash.
-    std::uint64_t hash = 0xcbf29ce484222325ULL;
-    for (const auto& value : values) {
-        for (const char c : value) {
-            hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-        }
-        hash = (hash ^ 0xffU) * 0x100000001b3ULL;  // separator
-    }
-    return hash;
+    return fingerprint_of(values);
 }
 
 Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_directory(
@@ -335,9 +398,9 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
     const bool by_uid = member_attribute == "memberUid";
 
     std::vector<SourceUser> users;
-    std::unordered_map<std::string, std::size_t> user_by_dn;   // normalised DN → index
-    std::unordered_map<std::string, std::size_t> user_by_uid;  // memberUid value → index
-    std::vector<std::vector<std::string>> user_groups;         // memberOf mode: group DNs
+    std::unordered_map<std::string, std::uint32_t> user_by_dn;   // normalised DN → index
+    std::unordered_map<std::string, std::uint32_t> user_by_uid;  // memberUid value → index
+    std::vector<std::vector<std::string>> user_groups;           // memberOf mode: group DNs
     std::unordered_set<std::string> seen_ids;
 
     SearchRequest user_search{.base = config.user_base,
@@ -349,7 +412,7 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
         if (!user || !seen_ids.insert(user->external_id).second) {
             return {};
         }
-        const std::size_t index = users.size();
+        const auto index = static_cast<std::uint32_t>(users.size());
         if (auto dn = normalize_dn(entry.dn)) {
             user_by_dn.emplace(std::move(*dn), index);
         }
@@ -374,7 +437,12 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
     stats.pages += read_users->pages;
     stats.references += read_users->references;
     stats.users = users.size();
+    seen_ids = {};
 
+    // Member values are resolved to users as each group arrives (the users
+    // are all known by then), so the server sends the next groups while
+    // this one is resolved, and only values naming something else (nested
+    // groups, or nothing that was read) are kept for after the read.
     std::vector<RawGroup> raw_groups;
     std::unordered_map<std::string, std::size_t> group_by_dn;
     SearchRequest group_search{
@@ -395,7 +463,7 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
             return std::unexpected(values.error());
         }
         marks.groups.push_back({group.id, std::string(entry.first(mapper.change_attribute())),
-                                membership_fingerprint(*values)});
+                                fingerprint_of(*values)});
         if (by_member_of) {
             auto parents = all_values(connection, entry, "memberOf");
             if (!parents) {
@@ -403,9 +471,26 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
             }
             group.parent_dns = std::move(*parents);
         } else {
-            group.member_values = std::move(*values);
+            for (const auto& value : *values) {
+                if (by_uid) {
+                    if (auto found = user_by_uid.find(value); found != user_by_uid.end()) {
+                        group.users.push_back(found->second);
+                    } else {
+                        ++stats.unresolved_members;
+                    }
+                    continue;
+                }
+                auto normal = normalize_dn(strip_unique_id(value));
+                if (!normal) {
+                    ++stats.unresolved_members;
+                } else if (auto user = user_by_dn.find(*normal); user != user_by_dn.end()) {
+                    group.users.push_back(user->second);
+                } else {
+                    group.other_members.push_back(std::move(*normal));
+                }
+            }
         }
-        group_by_dn.emplace(*name, raw_groups.size());
+        group_by_dn.emplace(std::move(*name), raw_groups.size());
         raw_groups.push_back(std::move(group));
         return {};
     });
@@ -416,9 +501,8 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
     stats.references += read_groups->references;
     stats.groups = raw_groups.size();
 
-    // Direct user members and child groups of every group.
+    // Child groups of every group (and, for memberOf, the direct users).
     const std::size_t count = raw_groups.size();
-    std::vector<std::vector<std::string>> direct(count);
     std::vector<std::vector<std::size_t>> children(count);
     const auto group_index = [&](std::string_view dn) -> std::optional<std::size_t> {
         auto normal = normalize_dn(dn);
@@ -432,7 +516,7 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
         for (std::size_t u = 0; u < users.size(); ++u) {
             for (const auto& dn : user_groups[u]) {
                 if (auto g = group_index(dn)) {
-                    direct[*g].push_back(users[u].external_id);
+                    raw_groups[*g].users.push_back(static_cast<std::uint32_t>(u));
                 }
             }
         }
@@ -445,28 +529,14 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
         }
     } else {
         for (std::size_t g = 0; g < count; ++g) {
-            for (const auto& value : raw_groups[g].member_values) {
-                if (by_uid) {
-                    if (auto found = user_by_uid.find(value); found != user_by_uid.end()) {
-                        direct[g].push_back(users[found->second].external_id);
-                    } else {
-                        ++stats.unresolved_members;
-                    }
-                    continue;
-                }
-                auto normal = normalize_dn(strip_unique_id(value));
-                if (!normal) {
-                    ++stats.unresolved_members;
-                    continue;
-                }
-                if (auto user = user_by_dn.find(*normal); user != user_by_dn.end()) {
-                    direct[g].push_back(users[user->second].external_id);
-                } else if (auto child = group_by_dn.find(*normal); child != group_by_dn.end()) {
+            for (const auto& normal : raw_groups[g].other_members) {
+                if (auto child = group_by_dn.find(normal); child != group_by_dn.end()) {
                     children[g].push_back(child->second);
                 } else {
                     ++stats.unresolved_members;
                 }
             }
+            raw_groups[g].other_members = {};
         }
     }
     if (!config.nested_groups) {
@@ -478,16 +548,37 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
         stats.nested_groups += edges.size();
     }
 
+    // Members come out sorted by id: rank the users by id once.
+    std::vector<std::uint32_t> by_id(users.size());
+    for (std::size_t u = 0; u < users.size(); ++u) {
+        by_id[u] = static_cast<std::uint32_t>(u);
+    }
+    std::ranges::sort(by_id, [&](std::uint32_t a, std::uint32_t b) {
+        return users[a].external_id < users[b].external_id;
+    });
+    std::vector<std::uint32_t> rank(users.size());
+    for (std::size_t r = 0; r < by_id.size(); ++r) {
+        rank[by_id[r]] = static_cast<std::uint32_t>(r);
+    }
+    by_id = {};
+
     std::vector<SourceGroup> groups;
     groups.reserve(count);
+    std::vector<std::uint32_t> members;
+    std::vector<bool> seen;
+    const std::string source_name(source);
     for (std::size_t g = 0; g < count; ++g) {
         SourceGroup group;
-        group.source = std::string(source);
-        group.external_id = raw_groups[g].id;
-        group.name = raw_groups[g].name;
-        group.attributes = nlohmann::json{{"dn", raw_groups[g].dn}}.dump(
-            -1, ' ', false, nlohmann::json::error_handler_t::replace);
-        collect_members(g, children, direct, group.member_ids, stats);
+        group.source = source_name;
+        group.external_id = std::move(raw_groups[g].id);
+        group.name = std::move(raw_groups[g].name);
+        std::array<JsonMember, 1> attributes{JsonMember{"dn", raw_groups[g].dn}};
+        group.attributes = json_object(attributes);
+        collect_members(g, children, raw_groups, rank, members, seen, stats);
+        group.member_ids.reserve(members.size());
+        for (const std::uint32_t user : members) {
+            group.member_ids.push_back(users[user].external_id);
+        }
         groups.push_back(std::move(group));
     }
     return std::pair{std::move(users), std::move(groups)};

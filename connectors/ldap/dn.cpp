@@ -58,9 +58,75 @@ struct Ava {
     auto operator<=>(const Ava&) const = default;
 };
 
+bool is_alpha(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+
+// Characters a value may hold for the fast path: nothing RFC 4514 escapes
+// and nothing ldap_str2dn treats specially, and no bytes outside ASCII.
+bool is_plain_value_char(char c) {
+    return is_alpha(c) || is_digit(c) || c == ' ' || c == '-' || c == '.' || c == '_' || c == '@';
+}
+
+// The normal form of the DNs nearly every directory uses (single-valued
+// RDNs, descriptor attribute types, values of letters, digits, inner
+// spaces and `-._@`), without parsing: exactly what the full path below
+// gives for them, since such a DN needs no escaping, has no spacing to drop
+// and no multi-valued RDN to sort. nullopt for anything else, which then
+// takes the full path (which also decides whether it is a DN at all).
+// Group member resolution normalises every member value, so this matters.
+std::optional<std::string> normalize_plain_dn(std::string_view dn) {
+    if (dn.empty()) {
+        return std::nullopt;
+    }
+    std::string out;
+    out.resize(dn.size());
+    std::size_t at = 0;
+    while (true) {
+        // Type: ALPHA *(ALPHA / DIGIT / "-").
+        const std::size_t type_start = at;
+        if (at >= dn.size() || !is_alpha(dn[at])) {
+            return std::nullopt;
+        }
+        while (at < dn.size() && (is_alpha(dn[at]) || is_digit(dn[at]) || dn[at] == '-')) {
+            out[at] = lower(dn[at]);
+            ++at;
+        }
+        if (at == type_start || at >= dn.size() || dn[at] != '=') {
+            return std::nullopt;
+        }
+        out[at] = '=';
+        ++at;
+        // Value: plain characters, not starting or ending with a space.
+        const std::size_t value_start = at;
+        while (at < dn.size() && dn[at] != ',') {
+            if (!is_plain_value_char(dn[at])) {
+                return std::nullopt;
+            }
+            out[at] = lower(dn[at]);
+            ++at;
+        }
+        if (at == value_start || dn[value_start] == ' ' || dn[at - 1] == ' ') {
+            return std::nullopt;
+        }
+        if (at == dn.size()) {
+            return out;
+        }
+        out[at] = ',';
+        ++at;  // past ','; an empty RDN after it fails the type check
+    }
+}
+
 }  // namespace
 
 std::optional<std::string> normalize_dn(std::string_view dn) {
+    if (auto plain = normalize_plain_dn(dn)) {
+        return plain;
+    }
     const std::string text(dn);
     if (text.find('\0') != std::string::npos) {
         return std::nullopt;

@@ -511,6 +511,20 @@ void Slapd::write_files() {
     if (loaded.status != 0) {
         throw std::runtime_error(tool_failure("slapadd of the base entries", loaded));
     }
+    if (!m_options.initial_ldif.empty()) {
+        std::vector<std::string> args{k_slapadd, "-q",
+                                      "-f",      (m_dir / "slapd.conf").string(),
+                                      "-b",      m_options.suffix,
+                                      "-l",      m_options.initial_ldif.string()};
+        if (m_options.syncprov) {
+            args.emplace_back("-w");
+        }
+        ToolResult initial = run_tool(args);
+        if (initial.status != 0) {
+            throw std::runtime_error(
+                tool_failure("slapadd of " + m_options.initial_ldif.string(), initial));
+        }
+    }
 }
 
 void Slapd::start() {
@@ -626,8 +640,17 @@ void Slapd::kill() {
 }
 
 void Slapd::stop() {
-    if (m_pid > 0) {
-        ::kill(m_pid, SIGSTOP);
+    if (m_pid <= 0) {
+        return;
+    }
+    ::kill(m_pid, SIGSTOP);
+    // Return only once every thread has stopped: until then a busy machine
+    // may still let slapd answer.
+    int raw = 0;
+    while (::waitpid(m_pid, &raw, WUNTRACED) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(raw) || WIFSIGNALED(raw)) {
+        m_pid = 0;
     }
 }
 

@@ -3,9 +3,11 @@
 #include "tests/support/slapd.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -329,6 +331,41 @@ TEST(SlapdTest, SyncReplCookieStillWorksAfterKillAndRestart) {
     ASSERT_EQ(next.status, 0) << next.err << next.out;
     EXPECT_NE(next.out.find("refreshDeletes=0"), std::string::npos) << next.out;
     EXPECT_NE(last_cookie(next.out), cookie);
+}
+
+TEST(SlapdTest, InitialLdifIsLoadedBeforeStartAndSyncReplSeesIt) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("orgsync-initial-" + std::to_string(::getpid()));
+    fs::create_directories(dir);
+    const fs::path ldif = dir / "initial.ldif";
+    {
+        std::ofstream out(ldif);
+        for (int i = 0; i < 600; ++i) {
+            const std::string uid = "user" + std::to_string(i);
+            out << "dn: uid=" << uid << ",ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\n"
+                << "uid: " << uid << "\ncn: " << uid << "\nsn: " << uid << "\nmail: " << uid
+                << "@example.com\n\n";
+        }
+    }
+    Slapd slapd({.memberof = false, .initial_ldif = ldif});
+    fs::remove_all(dir);
+    ToolResult result =
+        search(slapd, {"-b", "ou=people," + slapd.suffix(), "(uid=*)", "entryUUID", "entryCSN"});
+    ASSERT_EQ(result.status, 0) << result.err;
+    EXPECT_EQ(count(result.out, "dn: "), 600U);
+    EXPECT_EQ(count(result.out, "entryUUID: "), 600U);
+    // slapadd -w set the contextCSN: a refresh returns a cookie, and a
+    // change made over LDAP afterwards is reported from it.
+    ToolResult first = sync_refresh(slapd, "");
+    ASSERT_EQ(first.status, 0) << first.err;
+    std::string cookie = last_cookie(first.out);
+    ASSERT_TRUE(cookie.starts_with("rid=000,csn=")) << first.out;
+    slapd.modify("dn: uid=user7,ou=people," + slapd.suffix() +
+                 "\nchangetype: modify\nreplace: mail\nmail: seven@example.com\n");
+    ToolResult next = sync_refresh(slapd, cookie);
+    ASSERT_EQ(next.status, 0) << next.err;
+    EXPECT_EQ(count(next.out, "\ndn: "), 1U) << next.out;
+    EXPECT_NE(next.out.find("dn: uid=user7,ou=people,"), std::string::npos) << next.out;
 }
 
 TEST(LdifLineTest, PlainValuesStayReadable) {

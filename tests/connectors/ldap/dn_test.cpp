@@ -2,6 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+#include <string>
+#include <vector>
+
 #include "connectors/ldap/directory_reader.hpp"
 #include "connectors/ldap/ldap_source.hpp"
 
@@ -37,6 +41,49 @@ TEST(NormalizeDn, RejectsWhatIsNotADn) {
     EXPECT_FALSE(normalize_dn("cn=a,,dc=x"));
     EXPECT_FALSE(normalize_dn(std::string("cn=a\0b", 6)));
     EXPECT_EQ(normalize_dn(""), "");
+}
+
+// Plain DNs take a fast path that does not parse; a space after each
+// separator sends the same DN through ldap_str2dn, which must agree.
+TEST(NormalizeDn, PlainFastPathAgreesWithTheParser) {
+    std::mt19937 random(7);
+    const std::string alphabet = "abcXYZ019 -._@+#=";
+    const std::vector<std::string> types{"cn", "uid", "OU", "dc", "x-Attr2", "2.5.4.3"};
+    std::size_t plain = 0;
+    for (int n = 0; n < 5000; ++n) {
+        std::string dn;
+        std::string spaced;
+        const int rdns = 1 + static_cast<int>(random() % 4);
+        for (int r = 0; r < rdns; ++r) {
+            std::string value;
+            const int length = 1 + static_cast<int>(random() % 8);
+            for (int i = 0; i < length; ++i) {
+                // Mostly letters and digits; the rest now and then.
+                value += alphabet[random() % 4 == 0 ? random() % alphabet.size() : random() % 9U];
+            }
+            const std::string rdn = types[random() % types.size()] + "=" + value;
+            dn += (r > 0 ? "," : "") + rdn;
+            spaced += (r > 0 ? ", " : "") + rdn;
+        }
+        const auto fast = normalize_dn(dn);
+        EXPECT_EQ(fast, normalize_dn(spaced)) << dn;
+        if (fast && spaced.find_first_of("+#") == std::string::npos &&
+            dn.find("2.5.4.3") == std::string::npos) {
+            ++plain;
+        }
+    }
+    EXPECT_GT(plain, 1000U);  // the fast path was exercised
+}
+
+TEST(NormalizeDn, PlainLookingStringsThatAreNotDnsAreStillRejected) {
+    for (const char* text : {"=a", "cn=a,", ",cn=a", "cn", "cn=a,,dc=x", "cn=a b,dc"}) {
+        EXPECT_FALSE(normalize_dn(text)) << text;
+    }
+    EXPECT_EQ(normalize_dn("CN=Alice Smith,DC=Example"), "cn=alice smith,dc=example");
+    EXPECT_EQ(normalize_dn("cn= a,dc=x"), "cn=a,dc=x");
+    EXPECT_EQ(normalize_dn("cn=a ,dc=x"), "cn=a,dc=x");
+    EXPECT_EQ(normalize_dn("cn=,dc=x"), "cn=,dc=x");  // an empty value, as ldap_str2dn allows
+    EXPECT_EQ(normalize_dn("cn=a=b,dc=x"), "cn=a\\=b,dc=x");
 }
 
 TEST(EscapeFilterValue, EscapesTheFilterMetacharacters) {
