@@ -911,13 +911,14 @@ class TransactionImpl final : public Transaction {
                     fast = true;
                 } else {
                     if (known == nullptr) {
-                        known = find_user(*email);
+                        known = find_user(*email);  // the insert found it
                     }
-                    id = known->id;
+                    // Never null here; if it were, the single calls decide.
                     fast =
-                        !is_member(org, *known) &&
+                        known != nullptr && !is_member(org, *known) &&
                         (member.display_name.empty() || member.display_name == known->name) &&
                         (member.external_id.empty() || id_holder(source, member.external_id) != 0);
+                    id = known != nullptr ? known->id : 0;
                 }
             }
             if (!fast) {
