@@ -175,29 +175,6 @@ std::size_t scaled(std::optional<std::size_t> given, std::size_t by_default,
 
 // ---- helpers ------------------------------------------------------------------
 
-class Random {
-  public:
-    explicit Random(std::uint64_t seed) : m_engine(seed) {}
-
-    std::size_t below(std::size_t n) {
-        return std::uniform_int_distribution<std::size_t>(0, n - 1)(m_engine);
-    }
-    double unit() { return std::uniform_real_distribution<double>(0.0, 1.0)(m_engine); }
-    bool chance(double p) { return unit() < p; }
-    // Skewed towards low indices: a few large groups, many small ones.
-    std::size_t skewed_below(std::size_t n) {
-        double u = unit();
-        return std::min(n - 1, static_cast<std::size_t>(u * u * static_cast<double>(n)));
-    }
-    template <typename T>
-    const T& pick(const std::vector<T>& values) {
-        return values[below(values.size())];
-    }
-
-  private:
-    std::mt19937_64 m_engine;
-};
-
 // Thrown out of a Store::write body on the first failed call: the store rolls
 // the transaction back and returns it as an error, which ends the benchmark.
 class BenchFailure : public std::runtime_error {
@@ -229,17 +206,6 @@ double thread_cpu_seconds() {
         return static_cast<double>(time.tv_sec) + static_cast<double>(time.tv_usec) / 1e6;
     };
     return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
-double current_rss_mib() {
-    std::ifstream statm("/proc/self/statm");
-    std::size_t pages = 0;
-    std::size_t resident = 0;
-    if (!(statm >> pages >> resident)) {
-        return 0.0;
-    }
-    auto page_size = static_cast<double>(sysconf(_SC_PAGESIZE));
-    return static_cast<double>(resident) * page_size / (1024.0 * 1024.0);
 }
 
 // Splits `total` by `weights` (largest remainder), giving each part at least `minimum`.

@@ -9,6 +9,7 @@
 #include <string>
 #include <utility>
 
+#include "config/fingerprint.hpp"
 #include "config/toml_schema.hpp"
 #include "connectors/ldap/dn.hpp"
 #include "directory/email.hpp"
@@ -605,12 +606,7 @@ std::expected<Mapping, std::vector<ConfigError>> parse_mapping(
     if (reader.failed()) {
         return std::unexpected(reader.take_errors());
     }
-    // FNV-1a of the text: stable across runs and builds.
-    std::uint64_t digest = 0xcbf29ce484222325ULL;
-    for (const char c : text) {
-        digest = (digest ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-    }
-    mapping.digest = fmt::format("{:016x}", digest);
+    mapping.digest = fmt::format("{:016x}", config::fnv1a(text));
     return mapping;
 }
 

@@ -20,18 +20,13 @@
 #include <optional>
 #include <thread>
 
+#include "connectors/ldap/text.hpp"
+
 namespace orgsync::ldap {
 namespace {
 
 constexpr std::string_view k_paged_results_oid = LDAP_CONTROL_PAGEDRESULTS;
 constexpr std::string_view k_content_sync_oid = LDAP_CONTROL_SYNC;
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::ranges::equal(a, b, [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
 
 timeval to_timeval(std::chrono::milliseconds duration) {
     timeval value{};

@@ -5,6 +5,8 @@
 
 #include <memory>
 
+#include "connectors/ldap/text.hpp"
+
 namespace orgsync::ldap {
 namespace {
 
@@ -324,15 +326,12 @@ Result<int> start_search(Connection& connection, const SearchRequest& request, i
 }  // namespace
 
 std::string format_uuid(std::string_view bytes) {
-    constexpr std::string_view k_digits = "0123456789abcdef";
     std::string out;
     for (std::size_t i = 0; i < bytes.size(); ++i) {
         if (bytes.size() == 16 && (i == 4 || i == 6 || i == 8 || i == 10)) {
             out.push_back('-');
         }
-        const auto byte = static_cast<unsigned char>(bytes[i]);
-        out.push_back(k_digits[byte >> 4]);
-        out.push_back(k_digits[byte & 0xf]);
+        append_hex_byte(out, static_cast<unsigned char>(bytes[i]));
     }
     return out;
 }

@@ -10,25 +10,15 @@
 #include <span>
 #include <unordered_set>
 
+#include "config/fingerprint.hpp"
 #include "connectors/ldap/dn.hpp"
+#include "connectors/ldap/text.hpp"
 
 namespace orgsync::ldap {
 namespace {
 
 using directory::SourceGroup;
 using directory::SourceUser;
-
-bool istarts_with(std::string_view text, std::string_view prefix) {
-    return text.size() >= prefix.size() &&
-           std::ranges::equal(text.substr(0, prefix.size()), prefix, [](char a, char b) {
-               return std::tolower(static_cast<unsigned char>(a)) ==
-                      std::tolower(static_cast<unsigned char>(b));
-           });
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && istarts_with(a, b);
-}
 
 // uniqueMember values are "DN [#'bits'B]": the optional unique identifier
 // is not part of the DN.
@@ -98,12 +88,9 @@ std::string json_object(std::span<JsonMember> members) {
 }  // namespace
 
 std::string format_guid(std::string_view bytes) {
-    constexpr std::string_view k_digits = "0123456789abcdef";
     std::string out;
     const auto put = [&](std::size_t index) {
-        const auto byte = static_cast<unsigned char>(bytes[index]);
-        out.push_back(k_digits[byte >> 4]);
-        out.push_back(k_digits[byte & 0xf]);
+        append_hex_byte(out, static_cast<unsigned char>(bytes[index]));
     };
     if (bytes.size() != 16) {
         for (std::size_t i = 0; i < bytes.size(); ++i) {
@@ -352,12 +339,9 @@ void collect_members(std::size_t start, const std::vector<std::vector<std::size_
 std::uint64_t fingerprint_of(const std::vector<std::string>& values) {
     std::vector<std::string_view> sorted(values.begin(), values.end());
     std::ranges::sort(sorted);
-    // FNV-1a: stable across runs and builds, unlike std::hash.
-    std::uint64_t hash = 0xcbf29ce484222325ULL;
+    std::uint64_t hash = config::k_fnv_basis;
     for (const auto value : sorted) {
-        for (const char c : value) {
-            hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-        }
+        hash = config::fnv1a(value, hash);
         hash = (hash ^ 0xffU) * 0x100000001b3ULL;  // separator
     }
     return hash;

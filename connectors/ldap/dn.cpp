@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "connectors/ldap/text.hpp"
+
 namespace orgsync::ldap {
 namespace {
 
@@ -20,11 +22,10 @@ std::string lowered(std::string_view text) {
     return out;
 }
 
+// `\XX`: a byte escaped as a hex pair (RFC 4514 and RFC 4515 alike).
 void append_hex(std::string& out, unsigned char byte) {
-    constexpr std::string_view k_digits = "0123456789abcdef";
     out.push_back('\\');
-    out.push_back(k_digits[byte >> 4]);
-    out.push_back(k_digits[byte & 0xf]);
+    append_hex_byte(out, byte);
 }
 
 // RFC 4514 §2.4: the characters that must be escaped, one spelling for each.
@@ -148,12 +149,9 @@ std::optional<std::string> normalize_dn(std::string_view dn) {
             const std::string_view value(ava.la_value.bv_val, ava.la_value.bv_len);
             if ((ava.la_flags & LDAP_AVA_BINARY) != 0) {
                 // A BER-encoded value (`cn=#04024869`): kept as its hex form.
-                constexpr std::string_view k_digits = "0123456789abcdef";
                 std::string hex = "#";
                 for (const char c : value) {
-                    const auto byte = static_cast<unsigned char>(c);
-                    hex.push_back(k_digits[byte >> 4]);
-                    hex.push_back(k_digits[byte & 0xf]);
+                    append_hex_byte(hex, static_cast<unsigned char>(c));
                 }
                 avas.push_back({lowered(type), std::move(hex)});
             } else {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
+#include "config/fingerprint.hpp"
 #include "connectors/ldap/content_sync.hpp"
 #include "connectors/ldap/dn.hpp"
 
@@ -432,11 +433,7 @@ std::string settings_digest(const LdapSourceConfig& config, const mapping::Mappi
         "{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}\n{}", to_string(config.flavor), config.user_base,
         config.user_filter, config.group_base, config.group_filter, config.group_member_attribute,
         config.member_uid_attribute, config.email_attribute, config.nested_groups, mapping.digest);
-    std::uint64_t hash = 0xcbf29ce484222325ULL;
-    for (const char c : text) {
-        hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
-    }
-    return fmt::format("{:016x}", hash);
+    return fmt::format("{:016x}", config::fnv1a(text));
 }
 
 Result<sync::SourceData> read_source(const LdapSourceConfig& config, std::string_view source,
