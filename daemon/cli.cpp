@@ -11,6 +11,8 @@
 
 #include "connectors/ldap/ldap_source.hpp"
 #include "daemon/config.hpp"
+#include "daemon/daemon.hpp"
+#include "daemon/setup.hpp"
 #include "directory/policy.hpp"
 #include "directory/store.hpp"
 #include "mapping/mapping.hpp"
@@ -30,40 +32,6 @@ struct AuthorizeOptions {
     std::string action;
     bool json = false;
 };
-
-std::optional<Config> load_or_report(const fs::path& file, std::ostream& err) {
-    auto config = load_config(file);
-    if (!config) {
-        for (const auto& error : config.error()) {
-            err << error.to_string() << '\n';
-        }
-        return std::nullopt;
-    }
-    return std::move(*config);
-}
-
-std::vector<mapping::SourceRef> source_refs(const Config& config) {
-    std::vector<mapping::SourceRef> refs;
-    for (const auto& source : config.sources) {
-        mapping::SourceRef ref{.name = source.name, .type = source.type};
-        if (const auto* scim = std::get_if<ScimSourceConfig>(&source.settings)) {
-            ref.org = scim->org;
-        }
-        refs.push_back(std::move(ref));
-    }
-    return refs;
-}
-
-std::optional<mapping::Mapping> load_mapping_or_report(const Config& config, std::ostream& err) {
-    auto loaded = mapping::load_mapping(config.mapping_file, source_refs(config));
-    if (!loaded) {
-        for (const auto& error : loaded.error()) {
-            err << error.to_string() << '\n';
-        }
-        return std::nullopt;
-    }
-    return std::move(*loaded);
-}
 
 int check_config(const fs::path& file, std::ostream& out, std::ostream& err) {
     auto config = load_or_report(file, err);
@@ -93,32 +61,6 @@ struct SyncOptions {
 const ldap::LdapSourceConfig* ldap_settings(const Config& config, const std::string& source) {
     const SourceConfig* found = config.find_source(source);
     return found == nullptr ? nullptr : std::get_if<ldap::LdapSourceConfig>(&found->settings);
-}
-
-// The sources a plan or sync covers: the one named, or every configured
-// source; with none configured, the mapping alone (orgs, projects, datasets).
-std::optional<std::vector<sync::SourceSpec>> select_sources(const Config& config,
-                                                            const std::string& name,
-                                                            std::ostream& err) {
-    std::vector<sync::SourceSpec> specs;
-    for (const auto& source : config.sources) {
-        if (!name.empty() && source.name != name) {
-            continue;
-        }
-        sync::SourceSpec spec{source.name, source.type, ""};
-        if (const auto* scim = std::get_if<ScimSourceConfig>(&source.settings)) {
-            spec.org = scim->org;
-        }
-        specs.push_back(std::move(spec));
-    }
-    if (!name.empty() && specs.empty()) {
-        err << fmt::format("orgsyncd: no source named {} in {}\n", name, config.file.string());
-        return std::nullopt;
-    }
-    if (specs.empty()) {
-        specs.push_back(sync::SourceSpec{"mapping", "mapping", ""});
-    }
-    return specs;
 }
 
 // What `plan` and `sync` work from: the daemon config, the mapping, and the
@@ -322,6 +264,10 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
 
     auto* version = app.add_subcommand("version", "Print the version");
 
+    auto* serve =
+        app.add_subcommand("run", "Run the daemon in the foreground (systemd Type=notify)");
+    serve->add_option("-c,--config", config_file, "Daemon configuration file")->required();
+
     auto* check = app.add_subcommand("check-config", "Validate the daemon configuration");
     check->add_option("-c,--config", config_file, "Daemon configuration file")->required();
 
@@ -369,6 +315,9 @@ int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& 
     if (version->parsed()) {
         out << "orgsyncd " << ORGSYNC_VERSION << '\n';
         return k_exit_ok;
+    }
+    if (serve->parsed()) {
+        return run_daemon(config_file, err);
     }
     if (check->parsed()) {
         return check_config(config_file, out, err);

@@ -73,7 +73,7 @@ Problem check_listen(std::string_view value) {
     if (parse_listen_address(value)) {
         return std::nullopt;
     }
-    return R"(must be "host:port" with a port from 1 to 65535, e.g. "127.0.0.1:8650" or "[::1]:8650")";
+    return R"(must be "host:port" with a port from 0 to 65535 (0: any free port), e.g. "127.0.0.1:8650" or "[::1]:8650")";
 }
 
 // `scheme` followed by at least one character, without spaces or control characters.
@@ -508,7 +508,7 @@ std::optional<ListenAddress> parse_listen_address(std::string_view text) {
     }
     unsigned number = 0;
     std::from_chars(port.data(), port.data() + port.size(), number);
-    if (number < 1 || number > 65535) {
+    if (number > 65535) {
         return std::nullopt;
     }
     return ListenAddress{std::string(host), static_cast<std::uint16_t>(number)};

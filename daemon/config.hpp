@@ -96,8 +96,8 @@ std::expected<Config, std::vector<ConfigError>> load_config(const std::filesyste
 std::expected<Config, std::vector<ConfigError>> parse_config(std::string_view text,
                                                              const std::filesystem::path& file);
 
-// "host:port" or "[ipv6]:port" with a port in 1..65535. The host is returned
-// without brackets. No name resolution happens here.
+// "host:port" or "[ipv6]:port" with a port in 0..65535 (0: the daemon takes any free port and logs
+// it). The host is returned without brackets. No name resolution happens here.
 struct ListenAddress {
     std::string host;
     std::uint16_t port = 0;

@@ -226,11 +226,28 @@ CREATE INDEX source_groups_by_name ON source_groups (source, name);
 ALTER TABLE sync_runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'full' CHECK (kind IN ('full', 'delta'));
 )sql";
 
-constexpr std::array<Migration, 4> k_migrations{{
+// Version 5: lookups a SCIM server answers from the mirror (RFC 7644
+// §3.4.2): a user by userName (unique per source, compared folding ASCII
+// case, as SQLite's lower() does), any record by the client's externalId, and
+// a group by displayName folding case. The SCIM resource is the mirrored
+// record's attributes, so these are expression indexes over it; rows of
+// other sources have no such keys and index as NULL.
+constexpr std::string_view k_v5 = R"sql(
+CREATE INDEX source_users_by_user_name
+    ON source_users (source, lower(json_extract(attributes, '$.userName')));
+CREATE INDEX source_users_by_client_id
+    ON source_users (source, json_extract(attributes, '$.externalId'));
+CREATE INDEX source_groups_by_client_id
+    ON source_groups (source, json_extract(attributes, '$.externalId'));
+CREATE INDEX source_groups_by_folded_name ON source_groups (source, lower(name));
+)sql";
+
+constexpr std::array<Migration, 5> k_migrations{{
     {1, "organizations, users, memberships, groups, projects, datasets, grants", k_v1},
     {2, "source mirrors and audit log", k_v2},
     {3, "outbox and sync runs", k_v3},
     {4, "source cursors, mirror indexes for incremental syncs", k_v4},
+    {5, "mirror indexes for SCIM lookups", k_v5},
 }};
 
 }  // namespace

@@ -2685,6 +2685,126 @@ Expected<std::size_t> Store::source_user_count(std::string_view source) const {
     });
 }
 
+Expected<std::size_t> Store::source_group_count(std::string_view source) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::size_t> {
+        auto& q = m_impl->db.query("SELECT COUNT(*) FROM source_groups WHERE source = ?", source);
+        q.executeStep();
+        return static_cast<std::size_t>(q.getColumn(0).getInt64());
+    });
+}
+
+namespace {
+
+// ASCII lower case, as SQLite's lower() folds (the v5 indexes use it).
+std::string fold_ascii(std::string_view text) {
+    std::string folded(text);
+    for (char& c : folded) {
+        if (c >= 'A' && c <= 'Z') {
+            c = static_cast<char>(c - 'A' + 'a');
+        }
+    }
+    return folded;
+}
+
+}  // namespace
+
+Expected<std::vector<SourceUser>> Store::find_source_users_by(std::string_view source,
+                                                              MirrorKey key,
+                                                              std::string_view value) const {
+    const char* sql = nullptr;
+    std::string bound(value);
+    switch (key) {
+        case MirrorKey::user_name:
+            sql =
+                "SELECT source, external_id, email, display_name, active, attributes FROM "
+                "source_users WHERE source = ? AND lower(json_extract(attributes, '$.userName')) "
+                "= ? ORDER BY external_id";
+            bound = fold_ascii(value);
+            break;
+        case MirrorKey::client_id:
+            sql =
+                "SELECT source, external_id, email, display_name, active, attributes FROM "
+                "source_users WHERE source = ? AND json_extract(attributes, '$.externalId') = ? "
+                "ORDER BY external_id";
+            break;
+        case MirrorKey::display_name:
+            return fail(ErrorCode::invalid_argument, "users are not looked up by display name");
+    }
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceUser>> {
+        std::vector<SourceUser> users;
+        auto& q = m_impl->db.query(sql, source, bound);
+        while (q.executeStep()) {
+            users.push_back(read_source_user(q));
+        }
+        return users;
+    });
+}
+
+Expected<std::vector<SourceGroup>> Store::find_source_groups_by(std::string_view source,
+                                                                MirrorKey key,
+                                                                std::string_view value,
+                                                                bool with_members) const {
+    const char* sql = nullptr;
+    std::string bound(value);
+    switch (key) {
+        case MirrorKey::display_name:
+            sql =
+                "SELECT source, external_id, name, attributes FROM source_groups WHERE source = ? "
+                "AND lower(name) = ?";
+            bound = fold_ascii(value);
+            break;
+        case MirrorKey::client_id:
+            sql =
+                "SELECT source, external_id, name, attributes FROM source_groups WHERE source = ? "
+                "AND json_extract(attributes, '$.externalId') = ?";
+            break;
+        case MirrorKey::user_name:
+            return fail(ErrorCode::invalid_argument, "groups have no user name");
+    }
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceGroup>> {
+        return read_source_groups(m_impl->db, sql, source, {bound}, with_members);
+    });
+}
+
+Expected<std::vector<SourceUser>> Store::source_users_page(std::string_view source,
+                                                           std::size_t offset,
+                                                           std::size_t limit) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceUser>> {
+        std::vector<SourceUser> users;
+        auto& q = m_impl->db.query(
+            "SELECT source, external_id, email, display_name, active, attributes FROM "
+            "source_users WHERE source = ? ORDER BY external_id LIMIT ? OFFSET ?",
+            source, static_cast<std::int64_t>(limit), static_cast<std::int64_t>(offset));
+        while (q.executeStep()) {
+            users.push_back(read_source_user(q));
+        }
+        return users;
+    });
+}
+
+Expected<std::vector<SourceGroup>> Store::source_groups_page(std::string_view source,
+                                                             std::size_t offset, std::size_t limit,
+                                                             bool with_members) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceGroup>> {
+        std::vector<SourceGroup> groups;
+        auto& q = m_impl->db.query(
+            "SELECT source, external_id, name, attributes FROM source_groups WHERE source = ? "
+            "ORDER BY external_id LIMIT ? OFFSET ?",
+            source, static_cast<std::int64_t>(limit), static_cast<std::int64_t>(offset));
+        while (q.executeStep()) {
+            groups.push_back(SourceGroup{q.getColumn(0).getString(),
+                                         q.getColumn(1).getString(),
+                                         q.getColumn(2).getString(),
+                                         q.getColumn(3).getString(),
+                                         {}});
+        }
+        if (with_members) {
+            read_group_members(m_impl->db, groups);
+        }
+        return groups;
+    });
+}
+
 Expected<std::vector<UserState>> Store::find_users(const std::vector<std::string>& emails) const {
     return guarded(m_impl->mutex, [&]() -> Expected<std::vector<UserState>> {
         std::vector<UserState> users;

@@ -358,6 +358,28 @@ class Store {
         std::string_view source) const;
     // How many users the source's mirror holds.
     Expected<std::size_t> source_user_count(std::string_view source) const;
+    Expected<std::size_t> source_group_count(std::string_view source) const;
+
+    // What a SCIM server looks records up by, in a mirror whose attributes
+    // are SCIM resources (indexed since schema v5): the attributes'
+    // `userName` compared folding ASCII case (users), the group's name
+    // compared folding ASCII case (groups), and the attributes'
+    // `externalId` compared exactly (both).
+    enum class MirrorKey : std::uint8_t { user_name, display_name, client_id };
+    // The records of `source` whose `key` equals `value`, by external id;
+    // invalid_argument for a key the record kind does not have.
+    Expected<std::vector<SourceUser>> find_source_users_by(std::string_view source, MirrorKey key,
+                                                           std::string_view value) const;
+    Expected<std::vector<SourceGroup>> find_source_groups_by(std::string_view source, MirrorKey key,
+                                                             std::string_view value,
+                                                             bool with_members) const;
+    // One page of the source's records in external-id order: `limit` records
+    // after skipping `offset`.
+    Expected<std::vector<SourceUser>> source_users_page(std::string_view source, std::size_t offset,
+                                                        std::size_t limit) const;
+    Expected<std::vector<SourceGroup>> source_groups_page(std::string_view source,
+                                                          std::size_t offset, std::size_t limit,
+                                                          bool with_members) const;
     // The users with these canonical addresses (absent ones are skipped).
     Expected<std::vector<UserState>> find_users(const std::vector<std::string>& emails) const;
     // external_ids() and disabled_elsewhere() for these values / addresses.

@@ -312,6 +312,9 @@ Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const
             if (auto done = apply_changes(tx, mapping, source.name, plan.changes); !done) {
                 return done;
             }
+            if (!options.record_applied) {
+                return Expected<void>{};
+            }
             return tx.record_sync_run(record(plan, started, "applied", "", kind));
         });
     };

@@ -36,6 +36,11 @@ std::optional<std::string> deletion_guard(const Plan& plan, const mapping::Mappi
 
 struct RunOptions {
     bool force = false;  // apply a plan the deletion guard blocks
+    // Record an applied run in sync_runs. A SCIM push is one small delta
+    // per request, audited change by change already; recording each as a
+    // run would grow sync_runs by a row per request. Blocked and failed
+    // runs are always recorded.
+    bool record_applied = true;
 };
 
 struct RunResult {

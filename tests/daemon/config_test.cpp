@@ -475,8 +475,8 @@ TEST(ConfigErrorTest, TlsCertWithoutKey) {
 
 TEST(ConfigErrorTest, BadListenAddress) {
     const std::string message =
-        R"(key "listen" in [http]: must be "host:port" with a port from 1 to 65535, e.g. "127.0.0.1:8650" or "[::1]:8650")";
-    for (const char* listen : {"127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", ":8650", "::1:8650",
+        R"(key "listen" in [http]: must be "host:port" with a port from 0 to 65535 (0: any free port), e.g. "127.0.0.1:8650" or "[::1]:8650")";
+    for (const char* listen : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", ":8650", "::1:8650",
                                "[::1]8650", "localhost:http", "[]:8650"}) {
         EXPECT_EQ(errors_of(std::string("[http]\nlisten = \"") + listen + "\"\n"),
                   Lines{"orgsyncd.toml:2:10: " + message})
@@ -532,7 +532,7 @@ level = "loud"
             R"(orgsyncd.toml:2:8: key "path" in [store]: expected a string, got an integer)",
             R"(orgsyncd.toml:4:1: missing required key "user_base" in [[source]] "corp")",
             R"(orgsyncd.toml:8:13: key "page_size" in [[source]] "corp": must be between 1 and 100000)",
-            R"(orgsyncd.toml:11:10: key "listen" in [http]: must be "host:port" with a port from 1 to 65535, e.g. "127.0.0.1:8650" or "[::1]:8650")",
+            R"(orgsyncd.toml:11:10: key "listen" in [http]: must be "host:port" with a port from 0 to 65535 (0: any free port), e.g. "127.0.0.1:8650" or "[::1]:8650")",
             R"(orgsyncd.toml:12:1: key "tls_key_file" in [http]: must be set together with "tls_cert_file")",
             R"(orgsyncd.toml:15:9: key "level" in [log]: must be one of: trace, debug, info, warn, error, critical, off)",
             R"(orgsyncd.toml:17:2: unknown table [extra])",

@@ -1,0 +1,65 @@
+#pragma once
+
+// The daemon's one HTTP listener (DESIGN §3), on cpp-httplib: plain HTTP,
+// or HTTPS when a certificate and key are configured. It bounds what a
+// client can take: request bodies, read and write timeouts, keep-alive
+// length, and a fixed pool of worker threads. Routes are registered by the
+// caller before the server starts accepting.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <expected>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+namespace httplib {
+class Server;
+}
+
+namespace orgsync::daemon {
+
+struct HttpSettings {
+    std::string host = "127.0.0.1";
+    std::uint16_t port = 8650;            // 0: any free port (tests)
+    std::filesystem::path tls_cert_file;  // both set: HTTPS
+    std::filesystem::path tls_key_file;
+    std::size_t max_body = 1 << 20;  // larger bodies are answered 413 unread
+    std::size_t threads = 16;
+    std::chrono::seconds read_timeout{10};
+    std::chrono::seconds write_timeout{10};
+    std::chrono::seconds keep_alive{5};
+};
+
+class HttpServer {
+  public:
+    // Creates the server, lets `routes` register handlers, binds the
+    // address and starts accepting on a thread of its own. An error says
+    // why (a TLS file that does not load, an address in use).
+    static std::expected<std::unique_ptr<HttpServer>, std::string> start(
+        const HttpSettings& settings, const std::function<void(httplib::Server&)>& routes);
+
+    ~HttpServer();  // stop()s
+    HttpServer(const HttpServer&) = delete;
+    HttpServer& operator=(const HttpServer&) = delete;
+
+    std::uint16_t port() const { return m_port; }
+    bool tls() const { return m_tls; }
+
+    // Stops accepting, lets requests in progress finish, and joins the
+    // workers. Idempotent.
+    void stop();
+
+  private:
+    HttpServer() = default;
+
+    std::unique_ptr<httplib::Server> m_server;
+    std::thread m_thread;
+    std::uint16_t m_port = 0;
+    bool m_tls = false;
+};
+
+}  // namespace orgsync::daemon
