@@ -2717,15 +2717,15 @@ Expected<std::vector<SourceUser>> Store::find_source_users_by(std::string_view s
         case MirrorKey::user_name:
             sql =
                 "SELECT source, external_id, email, display_name, active, attributes FROM "
-                "source_users WHERE source = ? AND lower(json_extract(attributes, '$.userName')) "
-                "= ? ORDER BY external_id";
+                "source_users INDEXED BY source_users_by_user_name WHERE source = ? AND "
+                "lower(json_extract(attributes, '$.userName')) = ? ORDER BY external_id";
             bound = fold_ascii(value);
             break;
         case MirrorKey::client_id:
             sql =
                 "SELECT source, external_id, email, display_name, active, attributes FROM "
-                "source_users WHERE source = ? AND json_extract(attributes, '$.externalId') = ? "
-                "ORDER BY external_id";
+                "source_users INDEXED BY source_users_by_client_id WHERE source = ? AND "
+                "json_extract(attributes, '$.externalId') = ? ORDER BY external_id";
             break;
         case MirrorKey::display_name:
             return fail(ErrorCode::invalid_argument, "users are not looked up by display name");
@@ -2749,14 +2749,15 @@ Expected<std::vector<SourceGroup>> Store::find_source_groups_by(std::string_view
     switch (key) {
         case MirrorKey::display_name:
             sql =
-                "SELECT source, external_id, name, attributes FROM source_groups WHERE source = ? "
-                "AND lower(name) = ?";
+                "SELECT source, external_id, name, attributes FROM source_groups INDEXED BY "
+                "source_groups_by_folded_name WHERE source = ? AND lower(name) = ?";
             bound = fold_ascii(value);
             break;
         case MirrorKey::client_id:
             sql =
-                "SELECT source, external_id, name, attributes FROM source_groups WHERE source = ? "
-                "AND json_extract(attributes, '$.externalId') = ?";
+                "SELECT source, external_id, name, attributes FROM source_groups INDEXED BY "
+                "source_groups_by_client_id WHERE source = ? AND json_extract(attributes, "
+                "'$.externalId') = ?";
             break;
         case MirrorKey::user_name:
             return fail(ErrorCode::invalid_argument, "groups have no user name");

@@ -293,8 +293,10 @@ Expected<Plan> make_delta_plan(const directory::Store& store, const mapping::Map
                                                   {affected_names.begin(), affected_names.end()});
     auto users = store.find_users(addresses);
     auto disabled = store.disabled_elsewhere(name, addresses);
-    auto counts = store.source_member_counts(name);
-    auto mirrored = store.source_user_count(name);
+    auto counts = delta.guard_counts ? store.source_member_counts(name)
+                                     : directory::Expected<std::map<std::string, std::size_t>>{};
+    auto mirrored =
+        delta.guard_counts ? store.source_user_count(name) : directory::Expected<std::size_t>{0};
     if (!assertions || !users || !disabled || !counts || !mirrored) {
         return std::unexpected(!assertions ? assertions.error()
                                : !users    ? users.error()
@@ -312,6 +314,9 @@ Expected<Plan> make_delta_plan(const directory::Store& store, const mapping::Map
     state.members_by_org = std::move(*counts);
     auto plan = detail::diff(store, mapping, source, data, std::move(state));
     if (!plan) {
+        return plan;
+    }
+    if (!delta.guard_counts) {
         return plan;
     }
     std::size_t mirror_users = *mirrored;

@@ -57,6 +57,12 @@ struct SourceDelta {
     // As SourceData::incomplete: set when the read was cut short; the run
     // then fails and changes nothing.
     std::string incomplete;
+    // Whether the plan's summary counts the source's members per org and
+    // its mirror's users (what the deletion guard weighs removals
+    // against). Counting reads every membership of the source; a caller
+    // that applies with force, like a SCIM push, skips it, and the
+    // summary then has no per-org counts and mirror_users 0.
+    bool guard_counts = true;
 };
 
 enum class ChangeKind : std::uint8_t {

@@ -234,10 +234,14 @@ directory::SourceUser to_source_user(std::string_view source, const json& user) 
         } else {
             std::string parts;
             for (const json* part : {given, family}) {
-                if (part != nullptr && part->is_string() &&
-                    !part->get_ref<const std::string&>().empty()) {
-                    parts += (parts.empty() ? "" : " ") + part->get<std::string>();
+                if (part == nullptr || !part->is_string() ||
+                    part->get_ref<const std::string&>().empty()) {
+                    continue;
                 }
+                if (!parts.empty()) {
+                    parts += ' ';
+                }
+                parts += part->get_ref<const std::string&>();
             }
             record.display_name = std::move(parts);
         }

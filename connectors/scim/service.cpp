@@ -311,7 +311,8 @@ struct Service::Impl {
 
     // Applies `delta` to the source's mirror and the org state in one
     // transaction; nullopt when it committed.
-    std::optional<ScimResponse> commit(const Source& source, const sync::SourceDelta& delta) {
+    std::optional<ScimResponse> commit(const Source& source, sync::SourceDelta delta) {
+        delta.guard_counts = false;  // applied with force: nothing to weigh
         auto mapping_now = current_mapping();
         sync::SourceSpec spec{source.config.name, "scim", source.config.org};
         auto result =
