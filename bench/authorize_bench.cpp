@@ -918,7 +918,7 @@ int run(const Options& options) {
         std::size_t view_memberships = 0;
         for (const auto& [slug, org] : snapshot->orgs) {
             view_members += org->members.size();
-            view_groups += org->group_names.size();
+            view_groups += org->groups->names.size();
             view_projects += org->projects.size();
             view_datasets += org->datasets.size();
             for (const auto& [email, member] : org->members) {
