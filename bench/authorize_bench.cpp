@@ -12,6 +12,10 @@
 //    largest org); reports write latency and the longest gap between two
 //    consecutive decisions on the reader, and how long the reader spent
 //    freeing superseded snapshots when it held the last reference.
+// 4. Times each kind of single-user write a SCIM push or an admin makes, one
+//    per Store::write in the largest org: a member added, removed, their
+//    role changed, deactivated and reactivated, added to and removed from a
+//    group, given and losing a direct project grant.
 //
 // Wall-clock rates are printed next to the deciding thread's CPU time: on a
 // shared machine the CPU-second figures are the steadier ones.
@@ -76,6 +80,7 @@ struct Options {
     std::size_t orgs = 10;
     std::size_t requests = 200'000;
     std::size_t writes = 200;
+    std::size_t kind_writes = 100;
     double seconds = 5.0;
     double warmup = 1.0;
     std::uint64_t seed = 42;
@@ -94,6 +99,7 @@ constexpr std::string_view k_usage =
     "  --seconds S      measured decision loop (default 5)\n"
     "  --warmup S       warm-up before measuring (default 1)\n"
     "  --writes N       single writes during the stall test (default 200)\n"
+    "  --kind-writes N  single writes of each kind in the write-latency test (default 100)\n"
     "  --seed N         random seed (default 42)\n"
     "  --keep           keep the temp directory with the store\n";
 
@@ -110,9 +116,9 @@ std::optional<Options> parse_options(int argc, char** argv) {
             options.keep = true;
             continue;
         }
-        constexpr std::array<std::string_view, 11> k_value_flags{
-            "--users",    "--groups", "--projects", "--memberships", "--datasets", "--orgs",
-            "--requests", "--writes", "--seconds",  "--warmup",      "--seed"};
+        constexpr std::array<std::string_view, 12> k_value_flags{
+            "--users",    "--groups", "--projects",    "--memberships", "--datasets", "--orgs",
+            "--requests", "--writes", "--kind-writes", "--seconds",     "--warmup",   "--seed"};
         if (std::find(k_value_flags.begin(), k_value_flags.end(), flag) == k_value_flags.end()) {
             fmt::print(stderr, "authorize_bench: unknown option {}\n{}", flag, k_usage);
             return std::nullopt;
@@ -144,6 +150,8 @@ std::optional<Options> parse_options(int argc, char** argv) {
             ok = parse_number(value, options.requests) && options.requests > 0;
         } else if (flag == "--writes") {
             ok = parse_number(value, options.writes);
+        } else if (flag == "--kind-writes") {
+            ok = parse_number(value, options.kind_writes);
         } else if (flag == "--seconds") {
             ok = parse_number(value, options.seconds) && options.seconds > 0;
         } else if (flag == "--warmup") {
@@ -722,6 +730,109 @@ double percentile(const std::vector<double>& sorted, double p) {
     return sorted[std::clamp<std::size_t>(rank, 1, sorted.size()) - 1];
 }
 
+// Latencies of one kind of single-user write, in milliseconds.
+struct WriteKind {
+    std::string_view name;
+    std::string_view key;  // in the RESULT_WRITES line
+    std::vector<double> latencies;
+    std::vector<double> cpu;  // the writing thread's CPU time, without waits for the disk
+};
+
+// Times `count` single writes of each kind a SCIM push or an admin makes,
+// each its own Store::write in `org`. Writes come in pairs that undo each
+// other (a member added then removed, a role raised then lowered, …) so the
+// org ends as it started. Returns an error message, or an empty string.
+std::string time_write_kinds(Store& store, OrgData& org, Random& random, std::size_t count,
+                             std::vector<WriteKind>& kinds) {
+    kinds = {{"member added", "member_added", {}, {}},
+             {"member removed", "member_removed", {}, {}},
+             {"role changed", "role_changed", {}, {}},
+             {"deactivated/reactivated", "active_changed", {}, {}},
+             {"group member added/removed", "group_member", {}, {}},
+             {"user grant set/revoked", "user_grant", {}, {}}};
+    std::string error;
+    auto timed = [&](WriteKind& kind, const std::function<Expected<void>(Transaction&)>& body) {
+        if (!error.empty()) {
+            return;
+        }
+        double cpu_begin = thread_cpu_seconds();
+        auto begin = Clock::now();
+        auto written = store.write(k_writer_source, body);
+        kind.latencies.push_back(seconds_since(begin) * 1e3);
+        kind.cpu.push_back((thread_cpu_seconds() - cpu_begin) * 1e3);
+        if (!written) {
+            error = fmt::format("{}: {}", kind.name, written.error().message);
+        }
+    };
+    const std::vector<std::size_t>& members = org.members.empty() ? org.admins : org.members;
+    std::size_t users_in_org = org.emails.size();
+    for (std::size_t i = 0; i < count && error.empty(); ++i) {
+        // A new user joins and leaves again (only this source asserts them,
+        // so the retraction ends the membership).
+        std::string email = fmt::format("new{}@{}", i, org.domain);
+        UserId joined = 0;
+        timed(kinds[0], [&](Transaction& tx) -> Expected<void> {
+            auto user = tx.upsert_user(email, "New Person");
+            if (!user) {
+                return std::unexpected(user.error());
+            }
+            joined = *user;
+            return tx.assert_membership(
+                org.id, joined,
+                MembershipAssertion{std::string(tx.source()), UserType::internal, OrgRole::member});
+        });
+        timed(kinds[1], [&](Transaction& tx) -> Expected<void> {
+            return tx.retract_membership(org.id, joined, tx.source());
+        });
+
+        UserId member = org.user_ids[random.pick(members)];
+        for (OrgRole role : {OrgRole::admin, OrgRole::guest}) {
+            timed(kinds[2], [&](Transaction& tx) -> Expected<void> {
+                if (role == OrgRole::admin) {
+                    return tx.assert_membership(
+                        org.id, member,
+                        MembershipAssertion{std::string(tx.source()), UserType::internal, role});
+                }
+                return tx.retract_membership(org.id, member, tx.source());
+            });
+        }
+        for (bool active : {false, true}) {
+            timed(kinds[3], [&](Transaction& tx) -> Expected<void> {
+                return tx.set_user_active(member, active);
+            });
+        }
+
+        std::size_t group = 0;
+        std::size_t in_group = 0;
+        do {
+            group = random.below(org.group_ids.size());
+            in_group = random.below(users_in_org);
+        } while (org.in_group.contains(group * users_in_org + in_group));
+        for (bool add : {true, false}) {
+            timed(kinds[4], [&](Transaction& tx) -> Expected<void> {
+                GroupId id = org.group_ids[group];
+                UserId user = org.user_ids[in_group];
+                return add ? tx.add_group_member(id, user, tx.source())
+                           : tx.remove_group_member(id, user, tx.source());
+            });
+        }
+
+        std::string project_slug = random.pick(org.project_slugs);
+        for (bool grant : {true, false}) {
+            timed(kinds[5], [&](Transaction& tx) -> Expected<void> {
+                auto project = tx.find_project_id(org.id, project_slug);
+                if (!project) {
+                    return std::unexpected(project.error());
+                }
+                Principal principal{PrincipalKind::user, member};
+                return grant ? tx.grant_project(**project, principal, Level::write, tx.source())
+                             : tx.revoke_project(**project, principal, tx.source());
+            });
+        }
+    }
+    return error;
+}
+
 // The benchmark's temp directory, removed on every exit path unless --keep.
 struct TempDir {
     std::filesystem::path path;
@@ -807,7 +918,7 @@ int run(const Options& options) {
         std::size_t view_memberships = 0;
         for (const auto& [slug, org] : snapshot->orgs) {
             view_members += org->members.size();
-            view_groups += org->group_names.size();
+            view_groups += org->groups->names.size();
             view_projects += org->projects.size();
             view_datasets += org->datasets.size();
             for (const auto& [email, member] : org->members) {
@@ -961,6 +1072,37 @@ int run(const Options& options) {
             "  {} decisions dropped the last ref to a superseded snapshot (freeing it on the "
             "reader): drop alone max {:.3f} ms, those decisions' max gap {:.3f} ms\n",
             during.releases, ms(during.max_release_ns), ms(during.max_gap_releasing_ns));
+
+        // ---- single writes, by kind ----
+        std::vector<WriteKind> kinds;
+        auto kinds_start = Clock::now();
+        if (auto failed = time_write_kinds(store, largest, random, options.kind_writes, kinds);
+            !failed.empty()) {
+            fmt::print(stderr, "authorize_bench: write failed: {}\n", failed);
+            status = 1;
+        }
+        fmt::print("single writes by kind in {} ({} members), {} each, {:.1f} s:\n", largest.slug,
+                   largest.emails.size(), options.kind_writes, seconds_since(kinds_start));
+        std::string kinds_result;
+        for (auto& kind : kinds) {
+            if (kind.latencies.empty()) {
+                continue;
+            }
+            std::sort(kind.latencies.begin(), kind.latencies.end());
+            std::sort(kind.cpu.begin(), kind.cpu.end());
+            fmt::print(
+                "  {:<28} {:>4} writes: p50 {:8.3f} ms, p99 {:8.3f} ms, max {:8.3f} ms; CPU p50 "
+                "{:8.3f} ms\n",
+                kind.name, kind.latencies.size(), percentile(kind.latencies, 0.50),
+                percentile(kind.latencies, 0.99), kind.latencies.back(),
+                percentile(kind.cpu, 0.50));
+            kinds_result +=
+                fmt::format(" {0}_p50_ms={1:.3f} {0}_p99_ms={2:.3f} {0}_cpu_p50_ms={3:.3f}",
+                            kind.key, percentile(kind.latencies, 0.50),
+                            percentile(kind.latencies, 0.99), percentile(kind.cpu, 0.50));
+        }
+        fmt::print("RESULT_WRITES{}\n", kinds_result);
+        std::fflush(stdout);
 
         double peak = peak_rss_mib();
         fmt::print("peak RSS {:.1f} MiB (after the decision loops: {:.1f} MiB)\n", peak,

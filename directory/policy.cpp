@@ -83,7 +83,7 @@ Effective project_level(const OrgView& org, const ProjectView& project, const Me
     }
     if (auto group = best_group_grant(project.grants.groups, member)) {
         consider(group->first,
-                 [&] { return fmt::format("group {}", org.group_names[group->second]); });
+                 [&] { return fmt::format("group {}", org.groups->names[group->second]); });
     }
     if (project.visibility == Visibility::public_) {
         consider(Level::write, [] { return std::string("public project"); });
@@ -102,7 +102,7 @@ Effective dataset_access(const OrgView& org, const DatasetView& dataset, const M
     if (auto group = best_group_grant(dataset.grants.groups, member)) {
         auto level = static_cast<Level>(group->first);
         if (level > best.level) {
-            best = {level, fmt::format("group {}", org.group_names[group->second])};
+            best = {level, fmt::format("group {}", org.groups->names[group->second])};
         }
     }
     return best;
@@ -187,30 +187,28 @@ Expected<Decision> authorize(const Snapshot& snapshot, const Request& request) {
     }
     const ProjectView* project = nullptr;
     if (request.project) {
-        auto it = org->projects.find(*request.project);
-        if (it == org->projects.end()) {
+        project = org->projects.get(*request.project);
+        if (project == nullptr) {
             return fail(ErrorCode::not_found,
                         fmt::format("no project {} in org {}", *request.project, org->slug));
         }
-        project = &it->second;
     }
     const DatasetView* dataset = nullptr;
     if (request.dataset) {
-        auto it = org->datasets.find(*request.dataset);
-        if (it == org->datasets.end()) {
+        dataset = org->datasets.get(*request.dataset);
+        if (dataset == nullptr) {
             return fail(ErrorCode::not_found,
                         fmt::format("no dataset {} in org {}", *request.dataset, org->slug));
         }
-        dataset = &it->second;
     }
 
     Decision decision;
-    auto found = org->members.find(email);
-    if (found == org->members.end()) {
+    const MemberView* found = org->members.get(email);
+    if (found == nullptr) {
         decision.reason = fmt::format("{} is not a member of org {}", email, org->slug);
         return decision;
     }
-    const MemberView& member = found->second;
+    const MemberView& member = *found;
     decision.role = member.role;
     if (!member.active) {
         decision.reason = fmt::format("{} is deactivated", email);

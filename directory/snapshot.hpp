@@ -1,22 +1,38 @@
 #pragma once
 
 // The in-memory, immutable view that decisions are made from. The store
-// builds one OrgView per org from SQLite after each commit that touches the
-// org and publishes a new Snapshot sharing every untouched OrgView, so a
-// write costs a rebuild of the orgs it changed and readers never lock.
+// keeps one OrgView per org and, after each commit that touches an org,
+// publishes a new Snapshot that shares every part the commit left alone:
+// untouched orgs, and inside a touched org its untouched member, project and
+// dataset shards and its group table. A write that changes a few members or
+// user grants costs in proportion to those (plus one pointer per shard);
+// readers never lock.
 
 #include <algorithm>
+#include <bit>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "directory/model.hpp"
 
 namespace orgsync::directory {
+
+// A key with its hash already computed, so a sharded lookup hashes once: the
+// hash picks the shard and is reused by the shard's own map.
+struct HashedKey {
+    std::string_view text;
+    std::size_t hash = 0;
+
+    friend bool operator==(const HashedKey& key, std::string_view other) {
+        return key.text == other;
+    }
+};
 
 // Not noexcept on purpose: libstdc++ then caches each key's hash in its node,
 // so walking a bucket compares hashes instead of re-hashing other keys.
@@ -25,12 +41,159 @@ struct StringHash {
     std::size_t operator()(std::string_view text) const {
         return std::hash<std::string_view>{}(text);
     }
+    std::size_t operator()(const HashedKey& key) const { return key.hash; }
 };
 
 template <typename V>
 using StringMap = std::unordered_map<std::string, V, StringHash, std::equal_to<>>;
 
-// Index of a group inside its OrgView::group_names.
+template <typename V>
+class ShardedMapEditor;
+
+// An immutable string-keyed map split by key hash into a power-of-two
+// number of shards, each held through a shared_ptr. Copying the map copies
+// one pointer per shard; ShardedMapEditor (snapshot_builder.hpp) changes a
+// copy by replacing only the shards it writes to, so two maps that differ
+// in a few keys share every other shard.
+template <typename V>
+class ShardedMap {
+  public:
+    using Shard = StringMap<V>;
+    using value_type = typename Shard::value_type;
+
+    // More shards than this cost more to copy than their smaller size saves.
+    static constexpr std::size_t k_max_shards = 1024;
+
+    class const_iterator {
+      public:
+        using value_type = typename Shard::value_type;
+        using reference = const value_type&;
+        using pointer = const value_type*;
+        using difference_type = std::ptrdiff_t;
+        using iterator_category = std::forward_iterator_tag;
+
+        const_iterator() = default;
+        reference operator*() const { return *m_entry; }
+        pointer operator->() const { return &*m_entry; }
+        const_iterator& operator++() {
+            ++m_entry;
+            skip_finished_shards();
+            return *this;
+        }
+        const_iterator operator++(int) {
+            const_iterator before = *this;
+            ++*this;
+            return before;
+        }
+        friend bool operator==(const const_iterator& a, const const_iterator& b) {
+            return a.m_shard == b.m_shard && (a.m_shard == a.m_end || a.m_entry == b.m_entry);
+        }
+
+      private:
+        friend class ShardedMap;
+        using ShardRef = const std::shared_ptr<const Shard>*;
+
+        const_iterator(ShardRef shard, ShardRef end, typename Shard::const_iterator entry)
+            : m_shard(shard), m_end(end), m_entry(entry) {}
+        void skip_finished_shards() {
+            while (m_shard != m_end && m_entry == (*m_shard)->end()) {
+                if (++m_shard != m_end) {
+                    m_entry = (*m_shard)->begin();
+                }
+            }
+        }
+
+        ShardRef m_shard = nullptr;
+        ShardRef m_end = nullptr;
+        typename Shard::const_iterator m_entry;
+    };
+
+    ShardedMap() = default;
+
+    // The entries of `entries` (moved, not copied) in enough shards for
+    // about `per_shard` entries each.
+    static ShardedMap from(Shard entries, std::size_t per_shard) {
+        ShardedMap map;
+        map.m_size = entries.size();
+        std::size_t wanted = std::max<std::size_t>(1, (entries.size() + per_shard - 1) / per_shard);
+        std::size_t count = std::min(std::bit_ceil(wanted), k_max_shards);
+        std::vector<Shard> shards(count);
+        map.m_mask = count - 1;
+        while (!entries.empty()) {
+            auto node = entries.extract(entries.begin());
+            shards[map.shard_of(StringHash{}(node.key()))].insert(std::move(node));
+        }
+        map.m_shards.reserve(count);
+        for (auto& shard : shards) {
+            map.m_shards.push_back(std::make_shared<const Shard>(std::move(shard)));
+        }
+        return map;
+    }
+
+    std::size_t size() const { return m_size; }
+    bool empty() const { return m_size == 0; }
+
+    // The value at `key`, or null. The hot path of a decision.
+    const V* get(std::string_view key) const {
+        if (m_shards.empty()) {
+            return nullptr;
+        }
+        HashedKey hashed{key, StringHash{}(key)};
+        const Shard& shard = *m_shards[shard_of(hashed.hash)];
+        auto it = shard.find(hashed);
+        return it == shard.end() ? nullptr : &it->second;
+    }
+
+    const_iterator find(std::string_view key) const {
+        if (m_shards.empty()) {
+            return end();
+        }
+        HashedKey hashed{key, StringHash{}(key)};
+        std::size_t index = shard_of(hashed.hash);
+        auto it = m_shards[index]->find(hashed);
+        if (it == m_shards[index]->end()) {
+            return end();
+        }
+        return const_iterator(m_shards.data() + index, shards_end(), it);
+    }
+
+    const_iterator begin() const {
+        if (m_shards.empty()) {
+            return end();
+        }
+        const_iterator it(m_shards.data(), shards_end(), m_shards.front()->begin());
+        it.skip_finished_shards();
+        return it;
+    }
+    const_iterator end() const { return const_iterator(shards_end(), shards_end(), {}); }
+
+    // The layout, for tests that check what two snapshots share.
+    std::size_t shard_count() const { return m_shards.size(); }
+    const Shard* shard(std::size_t index) const { return m_shards[index].get(); }
+    const Shard* shard_for(std::string_view key) const {
+        return m_shards.empty() ? nullptr : m_shards[shard_of(StringHash{}(key))].get();
+    }
+
+  private:
+    friend class ShardedMapEditor<V>;
+
+    // The hash's high bits after a multiplicative mix: the shard's own map
+    // buckets by the hash modulo a prime, so the two choices stay unrelated.
+    std::size_t shard_of(std::size_t hash) const {
+        return static_cast<std::size_t>(
+                   (static_cast<std::uint64_t>(hash) * 0x9E3779B97F4A7C15ULL) >> 54) &
+               m_mask;
+    }
+    const std::shared_ptr<const Shard>* shards_end() const {
+        return m_shards.data() + m_shards.size();
+    }
+
+    std::vector<std::shared_ptr<const Shard>> m_shards;  // size 0 or a power of two
+    std::size_t m_mask = 0;
+    std::size_t m_size = 0;
+};
+
+// Index of a group inside its OrgView::groups.
 using GroupIndex = std::uint32_t;
 
 struct MemberView {
@@ -67,22 +230,36 @@ struct DatasetView {
     GrantsView<DatasetAccess> grants;
 };
 
+// An org's groups; a GroupIndex is a position in both vectors.
+struct GroupTable {
+    std::vector<std::string> names;
+    std::vector<GroupId> ids;  // parallel to names, ascending
+};
+
 struct OrgView {
+    // About this many entries per shard: a member-only write copies one
+    // member shard per member it touches, a user grant one project or
+    // dataset shard.
+    static constexpr std::size_t k_members_per_shard = 64;
+    static constexpr std::size_t k_projects_per_shard = 16;
+    static constexpr std::size_t k_datasets_per_shard = 16;
+
     OrgId id = 0;
     std::string slug;
-    StringMap<MemberView> members;  // by canonical email
-    std::vector<std::string> group_names;
-    std::vector<GroupId> group_ids;   // parallel to group_names, ascending
-    StringMap<ProjectView> projects;  // by slug
-    StringMap<DatasetView> datasets;  // by slug
+    ShardedMap<MemberView> members;  // by canonical email
+    std::shared_ptr<const GroupTable> groups = std::make_shared<const GroupTable>();
+    ShardedMap<ProjectView> projects;  // by slug
+    ShardedMap<DatasetView> datasets;  // by slug
 };
 
 struct Snapshot {
-    StringMap<std::shared_ptr<const OrgView>> orgs;  // by slug
+    static constexpr std::size_t k_orgs_per_shard = 16;
+
+    ShardedMap<std::shared_ptr<const OrgView>> orgs;  // by slug
 
     const OrgView* find_org(std::string_view slug) const {
-        auto it = orgs.find(slug);
-        return it == orgs.end() ? nullptr : it->second.get();
+        const auto* view = orgs.get(slug);
+        return view == nullptr ? nullptr : view->get();
     }
 };
 

@@ -156,17 +156,36 @@ class TransactionImpl final : public Transaction {
     TransactionImpl(Db& db, std::string_view source) : m_db(db), m_source(source) {}
 
     std::string_view source() const override { return m_source; }
-    const std::set<OrgId>& touched_orgs() const { return m_touched_orgs; }
-    const std::set<OrgId>& rebuild_orgs() const { return m_rebuild_orgs; }
-    std::vector<UserId> touched_members(OrgId org) const {
-        std::vector<UserId> users;
+    // What this transaction changed in each org's decision view.
+    std::vector<OrgChanges> view_changes() const {
+        std::vector<OrgChanges> changes;
         const auto& touched = sorted_touched_members();
-        for (auto it =
-                 std::lower_bound(touched.begin(), touched.end(), std::pair<OrgId, UserId>{org, 0});
-             it != touched.end() && it->first == org; ++it) {
-            users.push_back(it->second);
+        std::sort(m_touched_grants.begin(), m_touched_grants.end());
+        m_touched_grants.erase(std::unique(m_touched_grants.begin(), m_touched_grants.end()),
+                               m_touched_grants.end());
+        for (OrgId org : m_touched_orgs) {
+            OrgChanges& change = changes.emplace_back();
+            change.org = org;
+            change.rebuild = m_rebuild_orgs.contains(org);
+            if (change.rebuild) {
+                continue;
+            }
+            for (auto it = std::lower_bound(touched.begin(), touched.end(),
+                                            std::pair<OrgId, UserId>{org, 0});
+                 it != touched.end() && it->first == org; ++it) {
+                change.members.push_back(it->second);
+                if (auto renamed = m_previous_emails.find(it->second);
+                    renamed != m_previous_emails.end()) {
+                    change.previous_emails.emplace_back(renamed->first, renamed->second);
+                }
+            }
+            for (auto it = std::lower_bound(m_touched_grants.begin(), m_touched_grants.end(),
+                                            std::pair<OrgId, UserGrantKey>{org, {}});
+                 it != m_touched_grants.end() && it->first == org; ++it) {
+                change.user_grants.push_back(it->second);
+            }
         }
-        return users;
+        return changes;
     }
 
     // ---- users -------------------------------------------------------------
@@ -268,6 +287,7 @@ class TransactionImpl final : public Transaction {
                         fmt::format("{} already belongs to another user", *canonical), *canonical);
         }
         m_db.run("UPDATE users SET email = ? WHERE id = ?", *canonical, user);
+        m_previous_emails.emplace(user, *email);  // the first: what the published view holds
         m_email_cache.erase(user);
         m_users.erase(*email);
         m_users.erase(*canonical);
@@ -496,7 +516,8 @@ class TransactionImpl final : public Transaction {
         touch_member(org, user);
         if (last) {
             // The cascade also removes the user's grants and group
-            // memberships in the org; update_members drops them from the view.
+            // memberships in the org; the view drops them.
+            touch_user_grants_of(org, user);
             m_members.erase({org, user});
             m_db.run("DELETE FROM memberships WHERE org_id = ? AND user_id = ?", org, user);
             audit("membership.removed", row->slug, *email,
@@ -1411,7 +1432,7 @@ class TransactionImpl final : public Transaction {
                           ? m_db.run(table.user_upsert, target, org, principal.id, source, value)
                           : m_db.run(table.group_upsert, target, principal.id, source, value);
         if (changed > 0) {
-            touch_org(org);
+            touch_grant(table, org, target, principal);
             audit(table.set_event, org_row(org)->slug, slug,
                   json{{to_string(principal.kind), *name},
                        {table.value_key, value},
@@ -1431,7 +1452,7 @@ class TransactionImpl final : public Transaction {
             m_db.run(principal.kind == PrincipalKind::user ? table.user_delete : table.group_delete,
                      target, principal.id, source);
         if (removed > 0) {
-            touch_org(org);
+            touch_grant(table, org, target, principal);
             audit(table.removed_event, org_row(org)->slug, slug,
                   json{{to_string(principal.kind), display_principal(principal)},
                        {"retracted_by", source}});
@@ -1446,11 +1467,41 @@ class TransactionImpl final : public Transaction {
         return q.getColumn(0).getInt64();
     }
 
-    // Anything but a member's own row (groups, projects, datasets, grants,
-    // a membership ending, an address change): the org's view is rebuilt.
+    // Anything but a member's own row, a membership or a user grant
+    // (groups, projects, datasets, group grants): the org's view is rebuilt.
     void touch_org(OrgId org) {
         m_touched_orgs.insert(org);
         m_rebuild_orgs.insert(org);
+    }
+
+    // A user grant changes one entry of a project's or dataset's view; a
+    // group grant reorders the group grants: the org's view is rebuilt.
+    void touch_grant(const GrantTable& table, OrgId org, std::int64_t target, Principal principal) {
+        if (principal.kind != PrincipalKind::user) {
+            touch_org(org);
+            return;
+        }
+        GrantTarget kind =
+            &table == &k_project_grants ? GrantTarget::project : GrantTarget::dataset;
+        m_touched_grants.emplace_back(org, UserGrantKey{kind, target, principal.id});
+        m_touched_orgs.insert(org);
+    }
+
+    // Before a membership ends: the grants its cascade removes.
+    void touch_user_grants_of(OrgId org, UserId user) {
+        for (const auto& [table, sql] :
+             {std::pair{&k_project_grants,
+                        "SELECT DISTINCT project_id FROM project_user_grants WHERE org_id = ? AND "
+                        "user_id = ?"},
+              std::pair{&k_dataset_grants,
+                        "SELECT DISTINCT dataset_id FROM dataset_user_grants WHERE org_id = ? AND "
+                        "user_id = ?"}}) {
+            auto& q = m_db.query(sql, org, user);
+            while (q.executeStep()) {
+                touch_grant(*table, org, q.getColumn(0).getInt64(),
+                            Principal{PrincipalKind::user, user});
+            }
+        }
     }
 
     const std::vector<std::pair<OrgId, UserId>>& sorted_touched_members() const {
@@ -1677,6 +1728,8 @@ class TransactionImpl final : public Transaction {
     // thousands), sorted and deduplicated when read.
     mutable std::vector<std::pair<OrgId, UserId>> m_touched_members;
     mutable bool m_touched_sorted = true;
+    mutable std::vector<std::pair<OrgId, UserGrantKey>> m_touched_grants;  // user grants
+    std::unordered_map<UserId, std::string> m_previous_emails;  // before this transaction
     std::unordered_map<OrgId, OrgRow> m_org_cache;
     std::unordered_map<UserId, std::string> m_email_cache;  // kept true by change_user_email
     // For the bulk calls: users by canonical address (id, display name) and
@@ -1784,19 +1837,7 @@ Expected<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) 
         }
         impl->version = version;
 
-        auto snapshot = std::make_shared<Snapshot>();
-        std::vector<OrgId> orgs;
-        {
-            auto& q = impl->db.query("SELECT id FROM orgs");
-            while (q.executeStep()) {
-                orgs.push_back(q.getColumn(0).getInt64());
-            }
-        }
-        for (OrgId org : orgs) {
-            auto view = build_org_view(impl->db, org);
-            snapshot->orgs.emplace(view->slug, std::move(view));
-        }
-        impl->snapshot.store(std::move(snapshot));
+        impl->snapshot.store(build_snapshot(impl->db));
         return std::unique_ptr<Store>(new Store(std::move(impl)));
     } catch (const std::exception& error) {
         return std::unexpected(storage_error(error));
@@ -1841,27 +1882,9 @@ Expected<void> Store::run_write(std::string_view source,
         }
         // Views are built inside the transaction so they match what commits.
         std::shared_ptr<const Snapshot> current = m_impl->snapshot.load();
-        std::shared_ptr<Snapshot> next;
-        if (!tx.touched_orgs().empty()) {
-            next = std::make_shared<Snapshot>(*current);
-            for (OrgId org : tx.touched_orgs()) {
-                const OrgView* old = nullptr;
-                for (const auto& [slug, view] : current->orgs) {
-                    if (view->id == org) {
-                        old = view.get();
-                    }
-                }
-                std::shared_ptr<const OrgView> view;
-                if (old != nullptr && !tx.rebuild_orgs().contains(org)) {
-                    view = update_members(m_impl->db, *old, tx.touched_members(org));
-                }
-                if (!view) {
-                    view = build_org_view(m_impl->db, org);
-                }
-                if (view) {
-                    next->orgs.insert_or_assign(view->slug, std::move(view));
-                }
-            }
+        std::shared_ptr<const Snapshot> next;
+        if (auto changes = tx.view_changes(); !changes.empty()) {
+            next = next_snapshot(m_impl->db, *current, changes);
         }
         transaction.commit();
         if (next) {

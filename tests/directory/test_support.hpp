@@ -217,11 +217,11 @@ inline std::string dump_snapshot(const Snapshot& snapshot) {
         const OrgView& org = *snapshot.orgs.find(slug)->second;
         out << "snapshot org " << slug << " id=" << org.id << " view_slug=" << org.slug << '\n';
         auto group_name = [&](GroupIndex index) -> std::string {
-            return index < org.group_names.size()
-                       ? org.group_names[index]
+            return index < org.groups->names.size()
+                       ? org.groups->names[index]
                        : "<bad group index " + std::to_string(index) + ">";
         };
-        out << "  groups " << join(sorted(org.group_names)) << '\n';
+        out << "  groups " << join(sorted(org.groups->names)) << '\n';
         std::vector<std::string> lines;
         for (const auto& [email, member] : org.members) {
             std::vector<std::string> groups;
