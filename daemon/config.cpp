@@ -169,6 +169,31 @@ constexpr Option<Config> k_log_options[] = {
 // [webhook] also holds the [[webhook.target]] array, read by read_targets.
 constexpr Option<Config> k_webhook_options[] = {
     {.key = "secret_file", .kind = Kind::path, .field = &Config::webhook_secret_file},
+    {.key = "max_attempts",
+     .kind = Kind::integer,
+     .field = &Config::webhook_max_attempts,
+     .fallback = "20",
+     .limits = {.min = 1, .max = 1000}},
+    {.key = "batch_size",
+     .kind = Kind::integer,
+     .field = &Config::webhook_batch_size,
+     .fallback = "100",
+     .limits = {.min = 1, .max = 1000}},
+    {.key = "timeout",
+     .kind = Kind::duration,
+     .field = &Config::webhook_timeout,
+     .fallback = "10s",
+     .limits = {.min = 1, .max = 5 * 60}},
+    {.key = "retry_initial",
+     .kind = Kind::duration,
+     .field = &Config::webhook_retry_initial,
+     .fallback = "1s",
+     .limits = {.min = 1, .max = 3600}},
+    {.key = "retry_max",
+     .kind = Kind::duration,
+     .field = &Config::webhook_retry_max,
+     .fallback = "5m",
+     .limits = {.min = 1, .max = 24 * 3600}},
 };
 
 constexpr Option<WebhookTarget> k_target_options[] = {
@@ -335,6 +360,24 @@ void read_targets(Reader& reader, const toml::node& node, const Where& webhook, 
         });
 }
 
+// The backoff's cap cannot be below its first step. Reported at the key the
+// file sets (retry_max when both are set).
+void check_webhook(Reader& reader, const Config& config, const KeyPositions& positions,
+                   const Where& where) {
+    if (config.webhook_retry_max >= config.webhook_retry_initial) {
+        return;
+    }
+    const bool at_max = positions.contains("retry_max");
+    const std::string_view key = at_max ? "retry_max" : "retry_initial";
+    const auto position = positions.find(key);
+    if (position == positions.end()) {
+        return;
+    }
+    reader.error(position->second, key_label(key, where) + ": " +
+                                       (at_max ? "must not be shorter than retry_initial"
+                                               : "must not be longer than retry_max"));
+}
+
 // The options of the other source type, for telling "wrong type" from "unknown".
 template <typename Options>
 auto keys_of_other_type(Reader& reader, const Options& other_options, std::string_view type,
@@ -452,6 +495,9 @@ Config read_config(Reader& reader, const toml::table& root, const fs::path& file
                            return false;
                        });
         check_pairs(reader, positions, where, section.pairs);
+        if (section.name == "webhook") {
+            check_webhook(reader, config, positions, where);
+        }
     }
 
     if (const toml::node* sources = root.get("source")) {
