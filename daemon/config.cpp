@@ -350,12 +350,24 @@ constexpr Section k_sections[] = {
 };
 
 void read_targets(Reader& reader, const toml::node& node, const Where& webhook, Config& config) {
+    std::map<std::string, int, std::less<>> lines;  // line of the first target of each URL
     read_array_of_tables(
         reader, node, key_label("target", webhook),
         [&](const toml::table& table, std::size_t index) {
             const Where where{"in [[webhook.target]] #" + std::to_string(index), "webhook.target"};
             WebhookTarget target;
             read_table(reader, table, where, k_target_options, target, config::k_no_other_keys);
+            // Delivery keeps its progress per URL (daemon/outbox_delivery.hpp).
+            const auto* url = table.get_as<std::string>("url");
+            if (url && !target.url.empty()) {
+                if (const auto first = lines.find(target.url); first != lines.end()) {
+                    reader.error(*url, key_label("url", where) +
+                                           ": a target with this URL is already defined on line " +
+                                           std::to_string(first->second));
+                } else {
+                    lines.emplace(target.url, to_int(table.source().begin.line));
+                }
+            }
             config.webhook_targets.push_back(std::move(target));
         });
 }

@@ -697,5 +697,19 @@ TEST(ConfigTest, WebhookRetryMaxIsNotBelowRetryInitial) {
     EXPECT_TRUE(parse_config("[webhook]\nretry_initial = \"5m\"\nretry_max = \"5m\"\n", k_file));
 }
 
+TEST(ConfigTest, WebhookTargetUrlsAreUnique) {
+    EXPECT_EQ(
+        errors_of(R"([[webhook.target]]
+url = "https://a.example/hooks"
+secret_file = "one"
+
+[[webhook.target]]
+url = "https://a.example/hooks"
+secret_file = "two"
+)"),
+        Lines{
+            R"(orgsyncd.toml:6:7: key "url" in [[webhook.target]] #2: a target with this URL is already defined on line 1)"});
+}
+
 }  // namespace
 }  // namespace orgsync::daemon
