@@ -2,9 +2,10 @@
 BUILD ?= build
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
 SOURCES = $(shell git ls-files '*.cpp' '*.hpp' 2>/dev/null || find . -name '*.[ch]pp' -not -path './build*')
 
-.PHONY: all deps configure build test demo bench format format-check clean
+.PHONY: all deps configure build test install demo bench format format-check clean
 
 all: build
 
@@ -19,6 +20,12 @@ build: configure
 
 test: build
 	ctest --test-dir $(BUILD) --output-on-failure --timeout 300 -j$(JOBS)
+
+# orgsyncd to $(PREFIX)/sbin, the systemd unit to $(PREFIX)/lib/systemd/system,
+# example configuration to $(PREFIX)/share/doc/orgsync/examples; DESTDIR for
+# packaging (make install PREFIX=/usr DESTDIR=/tmp/pkg).
+install: build
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX)
 
 demo: build
 	@scripts/demo $(BUILD)

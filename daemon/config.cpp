@@ -169,6 +169,31 @@ constexpr Option<Config> k_log_options[] = {
 // [webhook] also holds the [[webhook.target]] array, read by read_targets.
 constexpr Option<Config> k_webhook_options[] = {
     {.key = "secret_file", .kind = Kind::path, .field = &Config::webhook_secret_file},
+    {.key = "max_attempts",
+     .kind = Kind::integer,
+     .field = &Config::webhook_max_attempts,
+     .fallback = "20",
+     .limits = {.min = 1, .max = 1000}},
+    {.key = "batch_size",
+     .kind = Kind::integer,
+     .field = &Config::webhook_batch_size,
+     .fallback = "100",
+     .limits = {.min = 1, .max = 1000}},
+    {.key = "timeout",
+     .kind = Kind::duration,
+     .field = &Config::webhook_timeout,
+     .fallback = "10s",
+     .limits = {.min = 1, .max = 5 * 60}},
+    {.key = "retry_initial",
+     .kind = Kind::duration,
+     .field = &Config::webhook_retry_initial,
+     .fallback = "1s",
+     .limits = {.min = 1, .max = 3600}},
+    {.key = "retry_max",
+     .kind = Kind::duration,
+     .field = &Config::webhook_retry_max,
+     .fallback = "5m",
+     .limits = {.min = 1, .max = 24 * 3600}},
 };
 
 constexpr Option<WebhookTarget> k_target_options[] = {
@@ -325,14 +350,44 @@ constexpr Section k_sections[] = {
 };
 
 void read_targets(Reader& reader, const toml::node& node, const Where& webhook, Config& config) {
+    std::map<std::string, int, std::less<>> lines;  // line of the first target of each URL
     read_array_of_tables(
         reader, node, key_label("target", webhook),
         [&](const toml::table& table, std::size_t index) {
             const Where where{"in [[webhook.target]] #" + std::to_string(index), "webhook.target"};
             WebhookTarget target;
             read_table(reader, table, where, k_target_options, target, config::k_no_other_keys);
+            // Delivery keeps its progress per URL (daemon/outbox_delivery.hpp).
+            const auto* url = table.get_as<std::string>("url");
+            if (url && !target.url.empty()) {
+                if (const auto first = lines.find(target.url); first != lines.end()) {
+                    reader.error(*url, key_label("url", where) +
+                                           ": a target with this URL is already defined on line " +
+                                           std::to_string(first->second));
+                } else {
+                    lines.emplace(target.url, to_int(table.source().begin.line));
+                }
+            }
             config.webhook_targets.push_back(std::move(target));
         });
+}
+
+// The backoff's cap cannot be below its first step. Reported at the key the
+// file sets (retry_max when both are set).
+void check_webhook(Reader& reader, const Config& config, const KeyPositions& positions,
+                   const Where& where) {
+    if (config.webhook_retry_max >= config.webhook_retry_initial) {
+        return;
+    }
+    const bool at_max = positions.contains("retry_max");
+    const std::string_view key = at_max ? "retry_max" : "retry_initial";
+    const auto position = positions.find(key);
+    if (position == positions.end()) {
+        return;
+    }
+    reader.error(position->second, key_label(key, where) + ": " +
+                                       (at_max ? "must not be shorter than retry_initial"
+                                               : "must not be longer than retry_max"));
 }
 
 // The options of the other source type, for telling "wrong type" from "unknown".
@@ -452,6 +507,9 @@ Config read_config(Reader& reader, const toml::table& root, const fs::path& file
                            return false;
                        });
         check_pairs(reader, positions, where, section.pairs);
+        if (section.name == "webhook") {
+            check_webhook(reader, config, positions, where);
+        }
     }
 
     if (const toml::node* sources = root.get("source")) {

@@ -79,6 +79,17 @@ struct Config {
     std::vector<SourceConfig> sources;   // in file order
     std::filesystem::path webhook_secret_file;  // [webhook] secret_file: inbound signatures
     std::vector<WebhookTarget> webhook_targets;
+    // Outbound delivery ([webhook], daemon/outbox_delivery.hpp). A request
+    // that failed max_attempts times in a row is dead-lettered; the wait
+    // before retry n is retry_initial * 2^(n-1), capped at retry_max, with
+    // jitter.
+    int webhook_max_attempts = 20;  // max_attempts, 1..1000
+    int webhook_batch_size = 100;   // batch_size: events per request, 1..1000
+    // timeout: per request, connecting included, 1s..5m
+    std::chrono::seconds webhook_timeout = std::chrono::seconds(10);
+    // retry_initial 1s..1h; retry_max 1s..1d and at least retry_initial
+    std::chrono::seconds webhook_retry_initial = std::chrono::seconds(1);
+    std::chrono::seconds webhook_retry_max = std::chrono::minutes(5);
 
     // The source called `name`, or nullptr.
     const SourceConfig* find_source(std::string_view name) const;

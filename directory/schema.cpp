@@ -242,12 +242,44 @@ CREATE INDEX source_groups_by_client_id
 CREATE INDEX source_groups_by_folded_name ON source_groups (source, lower(name));
 )sql";
 
-constexpr std::array<Migration, 5> k_migrations{{
+// Version 6: outbound webhook delivery (daemon/outbox_delivery.hpp): where each target
+// stands in the outbox (the next event: row and offset in a batch row), its
+// failed attempts, and the requests given up on. Self-contained, so its
+// number is the only thing to change when migrations are reordered.
+constexpr std::string_view k_webhook_delivery = R"sql(
+CREATE TABLE webhook_delivery (
+    target        TEXT PRIMARY KEY,
+    next_row      INTEGER NOT NULL,
+    next_offset   INTEGER NOT NULL DEFAULT 0 CHECK (next_offset >= 0),
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    retry_at_ms   INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT NOT NULL DEFAULT '',
+    delivered     INTEGER NOT NULL DEFAULT 0,
+    dead_lettered INTEGER NOT NULL DEFAULT 0,
+    updated_at    TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+) WITHOUT ROWID;
+
+CREATE TABLE webhook_dead_letters (
+    id             INTEGER PRIMARY KEY,
+    target         TEXT NOT NULL,
+    at             TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    attempts       INTEGER NOT NULL,
+    last_error     TEXT NOT NULL DEFAULT '',
+    events         INTEGER NOT NULL,
+    first_event_id TEXT NOT NULL,
+    last_event_id  TEXT NOT NULL,
+    body           TEXT NOT NULL CHECK (json_valid(body))
+);
+CREATE INDEX webhook_dead_letters_by_target ON webhook_dead_letters (target, id);
+)sql";
+
+constexpr std::array<Migration, 6> k_migrations{{
     {1, "organizations, users, memberships, groups, projects, datasets, grants", k_v1},
     {2, "source mirrors and audit log", k_v2},
     {3, "outbox and sync runs", k_v3},
     {4, "source cursors, mirror indexes for incremental syncs", k_v4},
     {5, "mirror indexes for SCIM lookups", k_v5},
+    {6, "outbound webhook delivery: per-target progress, dead letters", k_webhook_delivery},
 }};
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
@@ -2883,6 +2884,191 @@ Expected<std::int64_t> Store::outbox_depth() const {
         auto& q = m_impl->db.query("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL");
         q.executeStep();
         return q.getColumn(0).getInt64();
+    });
+}
+
+// ---- Outbox delivery --------------------------------------------------------
+
+namespace {
+
+DeliveryState read_delivery_state(SQLite::Statement& q) {
+    DeliveryState state;
+    state.target = q.getColumn(0).getString();
+    state.next = {q.getColumn(1).getInt64(), q.getColumn(2).getInt64()};
+    state.attempts = q.getColumn(3).getInt();
+    state.retry_at_ms = q.getColumn(4).getInt64();
+    state.last_error = q.getColumn(5).getString();
+    state.delivered = q.getColumn(6).getInt64();
+    state.dead_lettered = q.getColumn(7).getInt64();
+    return state;
+}
+
+DeadLetter read_dead_letter(SQLite::Statement& q) {
+    DeadLetter letter;
+    letter.id = q.getColumn(0).getInt64();
+    letter.target = q.getColumn(1).getString();
+    letter.at = q.getColumn(2).getString();
+    letter.attempts = q.getColumn(3).getInt();
+    letter.last_error = q.getColumn(4).getString();
+    letter.events = q.getColumn(5).getInt64();
+    letter.first_event_id = q.getColumn(6).getString();
+    letter.last_event_id = q.getColumn(7).getString();
+    letter.body = q.getColumn(8).getString();
+    return letter;
+}
+
+}  // namespace
+
+Expected<DeliveryState> Store::delivery_state(std::string_view target) {
+    return guarded(m_impl->mutex, [&]() -> Expected<DeliveryState> {
+        if (target.empty()) {
+            return fail(ErrorCode::invalid_argument, "a webhook target needs a URL");
+        }
+        Db& db = m_impl->db;
+        for (int pass = 0; pass < 2; ++pass) {
+            auto& q = db.query(
+                "SELECT target, next_row, next_offset, attempts, retry_at_ms, last_error, "
+                "delivered, dead_lettered FROM webhook_delivery WHERE target = ?",
+                target);
+            if (q.executeStep()) {
+                DeliveryState state = read_delivery_state(q);
+                q.reset();
+                return state;
+            }
+            db.run(
+                "INSERT INTO webhook_delivery (target, next_row) VALUES (?, COALESCE((SELECT "
+                "MIN(id) FROM outbox WHERE delivered_at IS NULL), (SELECT COALESCE(MAX(id), 0) + "
+                "1 FROM outbox)))",
+                target);
+        }
+        return fail(ErrorCode::storage, "the webhook delivery state was not written");
+    });
+}
+
+Expected<std::vector<DeliveryState>> Store::delivery_states() const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<DeliveryState>> {
+        auto& q = m_impl->db.query(
+            "SELECT target, next_row, next_offset, attempts, retry_at_ms, last_error, delivered, "
+            "dead_lettered FROM webhook_delivery ORDER BY target");
+        std::vector<DeliveryState> states;
+        while (q.executeStep()) {
+            states.push_back(read_delivery_state(q));
+        }
+        return states;
+    });
+}
+
+Expected<std::vector<OutboxRow>> Store::outbox_rows(OutboxPosition from,
+                                                    std::int64_t max_events) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<OutboxRow>> {
+        auto& q = m_impl->db.query(
+            "SELECT id, event_id, created_at, org, kind, payload, CASE kind WHEN 'batch' THEN "
+            "COALESCE(json_array_length(payload, '$.events'), 0) ELSE 1 END FROM outbox WHERE id "
+            ">= ? ORDER BY id",
+            from.row);
+        std::vector<OutboxRow> rows;
+        std::int64_t events = 0;
+        while (events < max_events && q.executeStep()) {
+            OutboxRow row;
+            row.id = q.getColumn(0).getInt64();
+            row.event_id = q.getColumn(1).getString();
+            row.created_at = q.getColumn(2).getString();
+            row.org = q.getColumn(3).getString();
+            row.kind = q.getColumn(4).getString();
+            row.payload = q.getColumn(5).getString();
+            row.events = q.getColumn(6).getInt64();
+            const std::int64_t skipped = row.id == from.row ? from.offset : 0;
+            events += std::max<std::int64_t>(0, row.events - skipped);
+            rows.push_back(std::move(row));
+        }
+        q.reset();
+        return rows;
+    });
+}
+
+Expected<void> Store::advance_delivery(std::string_view target, OutboxPosition next,
+                                       std::int64_t events,
+                                       const std::optional<DeadLetter>& dead_letter,
+                                       const std::vector<std::string>& targets) {
+    return guarded(m_impl->mutex, [&]() -> Expected<void> {
+        Db& db = m_impl->db;
+        SQLite::Transaction transaction(m_impl->database, SQLite::TransactionBehavior::IMMEDIATE);
+        if (dead_letter) {
+            db.run(
+                "INSERT INTO webhook_dead_letters (target, attempts, last_error, events, "
+                "first_event_id, last_event_id, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                target, dead_letter->attempts, dead_letter->last_error, dead_letter->events,
+                dead_letter->first_event_id, dead_letter->last_event_id, dead_letter->body);
+        }
+        const std::int64_t delivered = dead_letter ? 0 : events;
+        const std::int64_t dead = dead_letter ? events : 0;
+        const int changed = db.run(
+            "UPDATE webhook_delivery SET next_row = ?, next_offset = ?, attempts = 0, "
+            "retry_at_ms = 0, last_error = '', delivered = delivered + ?, dead_lettered = "
+            "dead_lettered + ?, updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE target = "
+            "?",
+            next.row, next.offset, delivered, dead, target);
+        if (changed == 0) {
+            return fail(ErrorCode::not_found, "no delivery state for this webhook target");
+        }
+        // Rows before the slowest target's next row are done everywhere.
+        std::int64_t done_before = std::numeric_limits<std::int64_t>::max();
+        for (const std::string& each : targets) {
+            auto& q = db.query("SELECT next_row FROM webhook_delivery WHERE target = ?", each);
+            done_before = std::min(done_before, q.executeStep() ? q.getColumn(0).getInt64() : 0);
+            q.reset();
+        }
+        if (!targets.empty()) {
+            db.run(
+                "UPDATE outbox SET delivered_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE "
+                "delivered_at IS NULL AND id < ?",
+                done_before);
+        }
+        transaction.commit();
+        return {};
+    });
+}
+
+Expected<void> Store::delivery_failed(std::string_view target, int attempts,
+                                      std::int64_t retry_at_ms, std::string_view error,
+                                      std::int64_t first_row, std::int64_t last_row) {
+    return guarded(m_impl->mutex, [&]() -> Expected<void> {
+        Db& db = m_impl->db;
+        SQLite::Transaction transaction(m_impl->database, SQLite::TransactionBehavior::IMMEDIATE);
+        const int changed = db.run(
+            "UPDATE webhook_delivery SET attempts = ?, retry_at_ms = ?, last_error = ?, "
+            "updated_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE target = ?",
+            attempts, retry_at_ms, error, target);
+        if (changed == 0) {
+            return fail(ErrorCode::not_found, "no delivery state for this webhook target");
+        }
+        db.run("UPDATE outbox SET attempts = attempts + 1 WHERE id BETWEEN ? AND ?", first_row,
+               last_row);
+        transaction.commit();
+        return {};
+    });
+}
+
+Expected<std::vector<DeadLetter>> Store::dead_letters(std::string_view target,
+                                                      std::int64_t after_id, int limit) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<DeadLetter>> {
+        auto& q =
+            target.empty()
+                ? m_impl->db.query(
+                      "SELECT id, target, at, attempts, last_error, events, first_event_id, "
+                      "last_event_id, body FROM webhook_dead_letters WHERE id > ? ORDER BY id "
+                      "LIMIT ?",
+                      after_id, limit)
+                : m_impl->db.query(
+                      "SELECT id, target, at, attempts, last_error, events, first_event_id, "
+                      "last_event_id, body FROM webhook_dead_letters WHERE target = ? AND id > ? "
+                      "ORDER BY id LIMIT ?",
+                      target, after_id, limit);
+        std::vector<DeadLetter> letters;
+        while (q.executeStep()) {
+            letters.push_back(read_dead_letter(q));
+        }
+        return letters;
     });
 }
 

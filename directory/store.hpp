@@ -255,6 +255,55 @@ class Transaction {
     virtual std::string_view source() const = 0;
 };
 
+// ---- Outbox delivery (daemon/outbox_delivery.hpp) ---------------------------
+// Each webhook target, keyed by its URL, walks the outbox in id order on its
+// own: a target that is down holds back no other. A position inside the
+// outbox addresses one event: row `row`'s event number `offset` (a single
+// event row has one, a batch row up to 1,000).
+
+struct OutboxPosition {
+    std::int64_t row = 0;     // the next event is in the first outbox row with id >= row
+    std::int64_t offset = 0;  // and is that row's event number `offset` (from 0)
+    bool operator==(const OutboxPosition&) const = default;
+};
+
+struct OutboxRow {
+    std::int64_t id = 0;
+    std::string event_id;
+    std::string created_at;  // UTC, ISO 8601
+    std::string org;
+    std::string kind;         // the event's kind, or "batch"
+    std::string payload;      // JSON object; for "batch": {"type":"batch","events":[…]}
+    std::int64_t events = 1;  // how many events the row holds
+};
+
+// What is committed about one target. `attempts` counts failed requests in
+// a row for the events from `next` on; it is reset when they are delivered
+// or dead-lettered.
+struct DeliveryState {
+    std::string target;  // URL
+    OutboxPosition next;
+    int attempts = 0;
+    std::int64_t retry_at_ms = 0;    // Unix ms before which no retry is due
+    std::string last_error;          // of the last failed request, "" after a success
+    std::int64_t delivered = 0;      // events acknowledged (2xx), ever
+    std::int64_t dead_lettered = 0;  // events given up on, ever
+};
+
+// A request given up on after its last attempt, kept for inspection and
+// replay.
+struct DeadLetter {
+    std::int64_t id = 0;  // assigned by the store
+    std::string target;
+    std::string at;  // UTC, ISO 8601; assigned by the store
+    int attempts = 0;
+    std::string last_error;
+    std::int64_t events = 0;
+    std::string first_event_id;
+    std::string last_event_id;
+    std::string body;  // the last request body sent (JSON)
+};
+
 class Store {
   public:
     // Opens (creating if missing) the store at `path`, enables WAL and foreign
@@ -394,6 +443,39 @@ class Store {
     // Outbox rows not yet delivered: one event each, or a batch of up to
     // 1,000 events written by a bulk call (see Transaction::add_members).
     Expected<std::int64_t> outbox_depth() const;
+
+    // ---- Outbox delivery (daemon/outbox_delivery.hpp) ----------------------
+    // The committed state of `target`. A target seen for the first time
+    // starts at the oldest row not yet delivered to every target (so with
+    // no target before, at the start of the outbox); this first call writes
+    // its row.
+    Expected<DeliveryState> delivery_state(std::string_view target);
+    // Every target's state, by URL (removed targets included), for status.
+    Expected<std::vector<DeliveryState>> delivery_states() const;
+    // Outbox rows from `from` on (the row at from.row included whole, even
+    // when from.offset skips part of it), in id order, stopping once the
+    // events past `from` reach `max_events`.
+    Expected<std::vector<OutboxRow>> outbox_rows(OutboxPosition from,
+                                                 std::int64_t max_events) const;
+    // Commits that `target` is done with every event before `next`:
+    // `events` more of them acknowledged, or, with `dead_letter`, given up
+    // on and stored. Resets attempts. Rows that every target of `targets`
+    // is done with get their delivered_at (outbox_depth stops counting
+    // them).
+    Expected<void> advance_delivery(std::string_view target, OutboxPosition next,
+                                    std::int64_t events,
+                                    const std::optional<DeadLetter>& dead_letter,
+                                    const std::vector<std::string>& targets);
+    // Commits a failed request: the attempt count, when the next is due and
+    // why it failed; the outbox rows first_row..last_row count one more
+    // attempt.
+    Expected<void> delivery_failed(std::string_view target, int attempts, std::int64_t retry_at_ms,
+                                   std::string_view error, std::int64_t first_row,
+                                   std::int64_t last_row);
+    // Dead letters of `target` (every target when empty) with id > after_id,
+    // oldest first.
+    Expected<std::vector<DeadLetter>> dead_letters(std::string_view target, std::int64_t after_id,
+                                                   int limit) const;
 
   private:
     Expected<void> run_write(std::string_view source,

@@ -77,6 +77,11 @@ token_file = "/run/creds/okta-token"
 
 [webhook]
 secret_file = "/run/creds/webhook-in"
+max_attempts = 7
+batch_size = 250
+timeout = "30s"
+retry_initial = "2s"
+retry_max = "1h"
 
 [[webhook.target]]
 url = "https://platform.example.com/hooks/orgsync"
@@ -98,6 +103,11 @@ secret_file = "/run/creds/webhook-out-2"
     EXPECT_EQ(config->mapping_file, fs::path("/etc/orgsync/orgs.toml"));
     EXPECT_EQ(config->log_level, "debug");
     EXPECT_EQ(config->webhook_secret_file, fs::path("/run/creds/webhook-in"));
+    EXPECT_EQ(config->webhook_max_attempts, 7);
+    EXPECT_EQ(config->webhook_batch_size, 250);
+    EXPECT_EQ(config->webhook_timeout, 30s);
+    EXPECT_EQ(config->webhook_retry_initial, 2s);
+    EXPECT_EQ(config->webhook_retry_max, 1h);
 
     ASSERT_EQ(config->sources.size(), 2U);
     const SourceConfig& corp = config->sources[0];
@@ -157,6 +167,11 @@ TEST(ConfigTest, EmptyFileGetsDefaults) {
     EXPECT_TRUE(config->sources.empty());
     EXPECT_EQ(config->webhook_secret_file, fs::path());
     EXPECT_TRUE(config->webhook_targets.empty());
+    EXPECT_EQ(config->webhook_max_attempts, 20);
+    EXPECT_EQ(config->webhook_batch_size, 100);
+    EXPECT_EQ(config->webhook_timeout, 10s);
+    EXPECT_EQ(config->webhook_retry_initial, 1s);
+    EXPECT_EQ(config->webhook_retry_max, 5min);
 
     // The option table's defaults are the ones the header documents.
     Config expected;
@@ -643,6 +658,57 @@ TEST(LdapFlavorTest, RoundTrips) {
     }
     EXPECT_EQ(to_string(LdapFlavor::ds389), "389ds");
     EXPECT_FALSE(parse_ldap_flavor("AD"));
+}
+
+TEST(ConfigTest, WebhookDeliveryKeysAreRangeChecked) {
+    EXPECT_EQ(
+        errors_of("[webhook]\nmax_attempts = 0\n"),
+        Lines{
+            R"(orgsyncd.toml:2:16: key "max_attempts" in [webhook]: must be between 1 and 1000)"});
+    EXPECT_EQ(
+        errors_of("[webhook]\nbatch_size = 1001\n"),
+        Lines{R"(orgsyncd.toml:2:14: key "batch_size" in [webhook]: must be between 1 and 1000)"});
+    EXPECT_EQ(
+        errors_of("[webhook]\ntimeout = \"10m\"\n"),
+        Lines{R"(orgsyncd.toml:2:11: key "timeout" in [webhook]: must be between 1s and 5m)"});
+    EXPECT_EQ(
+        errors_of("[webhook]\nretry_initial = \"0s\"\n"),
+        Lines{
+            R"(orgsyncd.toml:2:17: key "retry_initial" in [webhook]: must be between 1s and 1h)"});
+    EXPECT_EQ(
+        errors_of("[webhook]\nretry_max = \"2d\"\n"),
+        Lines{R"(orgsyncd.toml:2:13: key "retry_max" in [webhook]: must be between 1s and 1d)"});
+    EXPECT_EQ(
+        errors_of("[webhook]\nmax_attempts = \"5\"\n"),
+        Lines{
+            R"(orgsyncd.toml:2:16: key "max_attempts" in [webhook]: expected an integer, got a string)"});
+}
+
+TEST(ConfigTest, WebhookRetryMaxIsNotBelowRetryInitial) {
+    EXPECT_EQ(
+        errors_of("[webhook]\nretry_initial = \"1m\"\nretry_max = \"30s\"\n"),
+        Lines{
+            R"(orgsyncd.toml:3:1: key "retry_max" in [webhook]: must not be shorter than retry_initial)"});
+    // Against the default retry_max of 5m.
+    EXPECT_EQ(
+        errors_of("[webhook]\nretry_initial = \"10m\"\n"),
+        Lines{
+            R"(orgsyncd.toml:2:1: key "retry_initial" in [webhook]: must not be longer than retry_max)"});
+    EXPECT_TRUE(parse_config("[webhook]\nretry_initial = \"5m\"\nretry_max = \"5m\"\n", k_file));
+}
+
+TEST(ConfigTest, WebhookTargetUrlsAreUnique) {
+    EXPECT_EQ(
+        errors_of(R"([[webhook.target]]
+url = "https://a.example/hooks"
+secret_file = "one"
+
+[[webhook.target]]
+url = "https://a.example/hooks"
+secret_file = "two"
+)"),
+        Lines{
+            R"(orgsyncd.toml:6:7: key "url" in [[webhook.target]] #2: a target with this URL is already defined on line 1)"});
 }
 
 }  // namespace
