@@ -215,9 +215,22 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
                static_cast<unsigned>((*server)->port()));
     spdlog::info("event=daemon.ready sources={}", config->sources.size());
 
+    // With WatchdogSec= set, systemd expects WATCHDOG=1 at least every
+    // interval: ping at half of it between signals.
+    std::uint64_t watchdog_usec = 0;
+    const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
     for (;;) {
         int received = 0;
-        if (sigwait(&signals, &received) != 0) {
+        if (watchdog) {
+            const std::uint64_t half = watchdog_usec / 2;
+            timespec wait{static_cast<time_t>(half / 1000000),
+                          static_cast<long>((half % 1000000) * 1000)};
+            received = sigtimedwait(&signals, nullptr, &wait);
+            if (received < 0) {
+                sd_notify(0, "WATCHDOG=1");
+                continue;
+            }
+        } else if (sigwait(&signals, &received) != 0) {
             continue;
         }
         if (received == SIGHUP) {

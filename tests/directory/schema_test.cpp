@@ -48,9 +48,6 @@ class SchemaTest : public ::testing::Test {
 TEST_F(SchemaTest, VersionsAreConsecutiveFromOne) {
     int expected = 1;
     for (const auto& migration : schema::migrations()) {
-        // 5 and 6 are taken by changes merged alongside webhook delivery (7);
-        // drop this line when 7 is renumbered.
-        expected = expected == 5 && migration.version == 7 ? 7 : expected;
         EXPECT_EQ(migration.version, expected++);
     }
     EXPECT_EQ(Store::latest_schema_version(), expected - 1);
