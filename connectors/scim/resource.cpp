@@ -24,24 +24,28 @@ bool lists_schema(const json& schemas, std::string_view urn) {
     });
 }
 
+// `[urn:]name[.sub]` resolved in `rules` (a null attribute when unknown).
+ResolvedAttribute resolve_path(const ResourceRules& rules, std::string_view path) {
+    std::string_view urn;
+    std::string_view name = path;
+    if (is_urn(path)) {
+        auto colon = path.rfind(':');
+        urn = path.substr(0, colon);
+        name = path.substr(colon + 1);
+    }
+    auto dot = name.find('.');
+    std::string_view sub =
+        dot == std::string_view::npos ? std::string_view() : name.substr(dot + 1);
+    return resolve_attribute(rules, urn, name.substr(0, dot), sub);
+}
+
 // Whether `key`, a top-level key of a request body, names something the
 // resource type defines that a client may write.
 bool writable_key(const ResourceRules& rules, std::string_view key) {
     if (find_extension(rules, key) != nullptr) {
         return true;
     }
-    std::string_view urn;
-    std::string_view name = key;
-    if (is_urn(key)) {
-        auto colon = key.rfind(':');
-        urn = key.substr(0, colon);
-        name = key.substr(colon + 1);
-    }
-    auto dot = name.find('.');
-    std::string_view sub =
-        dot == std::string_view::npos ? std::string_view() : name.substr(dot + 1);
-    name = name.substr(0, dot);
-    const ResolvedAttribute resolved = resolve_attribute(rules, urn, name, sub);
+    const ResolvedAttribute resolved = resolve_path(rules, key);
     if (resolved.attribute == nullptr) {
         return false;
     }
@@ -69,18 +73,7 @@ std::optional<Located> locate(const ResourceRules& rules, std::string_view path)
     if (const SchemaDef* extension = find_extension(rules, path)) {
         return Located{std::string(extension->urn), "", ""};
     }
-    std::string_view urn;
-    std::string_view name = path;
-    if (is_urn(path)) {
-        auto colon = path.rfind(':');
-        urn = path.substr(0, colon);
-        name = path.substr(colon + 1);
-    }
-    auto dot = name.find('.');
-    std::string_view sub =
-        dot == std::string_view::npos ? std::string_view() : name.substr(dot + 1);
-    name = name.substr(0, dot);
-    const ResolvedAttribute resolved = resolve_attribute(rules, urn, name, sub);
+    const ResolvedAttribute resolved = resolve_path(rules, path);
     if (resolved.attribute == nullptr) {
         return std::nullopt;
     }

@@ -447,6 +447,31 @@ struct Service::Impl {
         return candidates;
     }
 
+    // One page of the source's resources in id order.
+    directory::Expected<std::vector<json>> page_of(const Source& source, Kind kind,
+                                                   std::size_t offset, std::size_t limit,
+                                                   bool with_members) {
+        std::vector<json> resources;
+        if (kind == Kind::user) {
+            auto users = store.source_users_page(source.config.name, offset, limit);
+            if (!users) {
+                return std::unexpected(users.error());
+            }
+            for (const auto& user : *users) {
+                resources.push_back(user_resource(user));
+            }
+            return resources;
+        }
+        auto groups = store.source_groups_page(source.config.name, offset, limit, with_members);
+        if (!groups) {
+            return std::unexpected(groups.error());
+        }
+        for (const auto& group : *groups) {
+            resources.push_back(group_resource(group, with_members));
+        }
+        return resources;
+    }
+
     ScimResponse list(const Source& source, Kind kind, const ScimRequest& request) {
         const ResourceRules& rules = rules_of(kind);
         bool bad = false;
@@ -476,24 +501,11 @@ struct Service::Impl {
             }
             total = *counted;
             if (page > 0) {
-                if (kind == Kind::user) {
-                    auto users = store.source_users_page(source.config.name, offset, page);
-                    if (!users) {
-                        return store_failure(users.error());
-                    }
-                    for (const auto& user : *users) {
-                        resources.push_back(user_resource(user));
-                    }
-                } else {
-                    auto groups =
-                        store.source_groups_page(source.config.name, offset, page, with_members);
-                    if (!groups) {
-                        return store_failure(groups.error());
-                    }
-                    for (const auto& group : *groups) {
-                        resources.push_back(group_resource(group, with_members));
-                    }
+                auto read = page_of(source, kind, offset, page, with_members);
+                if (!read) {
+                    return store_failure(read.error());
                 }
+                resources = std::move(*read);
             }
         } else {
             auto filter = parse_filter(filter_text, limits.filter);
@@ -530,27 +542,12 @@ struct Service::Impl {
                 }
             } else {
                 for (std::size_t from = 0;; from += k_scan_page) {
-                    std::vector<json> candidates;
-                    if (kind == Kind::user) {
-                        auto users = store.source_users_page(source.config.name, from, k_scan_page);
-                        if (!users) {
-                            return store_failure(users.error());
-                        }
-                        for (const auto& user : *users) {
-                            candidates.push_back(user_resource(user));
-                        }
-                    } else {
-                        auto groups =
-                            store.source_groups_page(source.config.name, from, k_scan_page, true);
-                        if (!groups) {
-                            return store_failure(groups.error());
-                        }
-                        for (const auto& group : *groups) {
-                            candidates.push_back(group_resource(group, true));
-                        }
+                    auto candidates = page_of(source, kind, from, k_scan_page, true);
+                    if (!candidates) {
+                        return store_failure(candidates.error());
                     }
-                    const bool last = candidates.size() < k_scan_page;
-                    if (auto done = consider(std::move(candidates)); !done) {
+                    const bool last = candidates->size() < k_scan_page;
+                    if (auto done = consider(std::move(*candidates)); !done) {
                         return store_failure(done.error());
                     }
                     if (last) {
