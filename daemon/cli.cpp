@@ -1,7 +1,6 @@
 #include "daemon/cli.hpp"
 
 #include <fmt/format.h>
-#include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
@@ -10,8 +9,10 @@
 #include <ostream>
 
 #include "connectors/ldap/ldap_source.hpp"
+#include "daemon/api.hpp"
 #include "daemon/config.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/logging.hpp"
 #include "daemon/setup.hpp"
 #include "directory/policy.hpp"
 #include "directory/store.hpp"
@@ -234,12 +235,7 @@ int authorize(const fs::path& file, const AuthorizeOptions& options, std::ostrea
         return k_exit_error;
     }
     if (options.json) {
-        nlohmann::json body{{"allow", decision->allow}, {"reason", decision->reason}};
-        body["role"] = decision->role ? nlohmann::json(directory::to_string(*decision->role))
-                                      : nlohmann::json(nullptr);
-        body["level"] = decision->level ? nlohmann::json(directory::to_string(*decision->level))
-                                        : nlohmann::json(nullptr);
-        out << body.dump() << '\n';
+        out << decision_json(*decision).dump() << '\n';
     } else {
         out << (decision->allow ? "allow" : "deny") << ": " << decision->reason << '\n';
     }
@@ -251,12 +247,7 @@ int authorize(const fs::path& file, const AuthorizeOptions& options, std::ostrea
 int run_cli(int argc, const char* const* argv, std::ostream& out, std::ostream& err) {
     // Log lines (`event=… key=value`) go to standard error; standard output
     // carries only the command's answer.
-    static const auto logger = [] {
-        auto created = spdlog::stderr_logger_mt("orgsyncd");
-        created->set_pattern("%Y-%m-%dT%H:%M:%S%z %l %v");
-        spdlog::set_default_logger(created);
-        return created;
-    }();
+    setup_logging();
     CLI::App app{"orgsyncd keeps organizations in step with identity systems", "orgsyncd"};
     app.require_subcommand(1);
 

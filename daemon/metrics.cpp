@@ -106,6 +106,13 @@ void Counter::inc(double amount) {
     }
 }
 
+void Counter::raise_to(double total) {
+    double current = m_value.load(std::memory_order_relaxed);
+    while (current < total &&
+           !m_value.compare_exchange_weak(current, total, std::memory_order_relaxed)) {
+    }
+}
+
 Histogram::Histogram(std::vector<double> bounds)
     : m_bounds(std::move(bounds)),
       m_buckets(std::make_unique<std::atomic<std::uint64_t>[]>(m_bounds.size() + 1)) {}

@@ -37,6 +37,9 @@ class Counter {
   public:
     // Adds `amount`; negative amounts are ignored (a counter only goes up).
     void inc(double amount = 1.0);
+    // Raises the counter to `total` when it is below (a total kept
+    // elsewhere, such as in the store, read at collection time).
+    void raise_to(double total);
     double value() const { return m_value.load(std::memory_order_relaxed); }
 
   private:

@@ -59,6 +59,8 @@ namespace orgsync::daemon {
 struct DeliveryTarget {
     std::string url;
     std::string secret;  // HMAC key; never logged
+
+    bool operator==(const DeliveryTarget&) const = default;
 };
 
 // The configured targets with their secrets read from secret_file (one

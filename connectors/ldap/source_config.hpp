@@ -46,6 +46,11 @@ struct LdapSourceConfig {
     bool live = false;              // openldap: keep a refreshAndPersist search open between runs
     std::chrono::seconds interval = std::chrono::minutes(15);          // 10s..7d
     std::chrono::seconds full_sync_interval = std::chrono::hours(24);  // incremental runs between
+    // After a failed run the next one waits retry_initial, doubling with
+    // each further failure up to `interval`. 1s..1h
+    std::chrono::seconds retry_initial = std::chrono::seconds(30);
+    // Failed runs in a row after which /readyz reports the source. 1..1000
+    int failure_threshold = 3;
     // modifyTimestamp markers: how far the directory's clock may lag
     // orgsync's; each incremental read re-reads this much. 0s..1h
     std::chrono::seconds clock_skew = std::chrono::minutes(5);

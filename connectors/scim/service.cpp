@@ -270,6 +270,9 @@ ScimResponse Service::error_response(int status, std::string_view scim_type,
 }
 
 struct Service::Impl {
+    struct Source;
+    ScimResponse route(Source& source, const ScimRequest& request);
+
     struct Source {
         ScimSource config;
         std::mutex writes;  // one read-validate-write sequence at a time
@@ -988,16 +991,10 @@ void Service::set_mapping(std::shared_ptr<const mapping::Mapping> mapping) {
     m_impl->mapping = std::move(mapping);
 }
 
-ScimResponse Service::handle(const ScimRequest& request) {
-    Impl::Source* source = m_impl->authenticate(request.authorization);
-    if (source == nullptr) {
-        ScimResponse response = error(401, "", "a valid bearer token is required");
-        response.unauthorized = true;
-        return response;
-    }
-    if (request.body.size() > m_impl->limits.max_body) {
+ScimResponse Service::Impl::route(Source& source, const ScimRequest& request) {
+    if (request.body.size() > limits.max_body) {
         return error(413, "",
-                     fmt::format("the body is larger than {} bytes", m_impl->limits.max_body));
+                     fmt::format("the body is larger than {} bytes", limits.max_body));
     }
     // "/Users/abc" -> {"Users", "abc"}
     std::vector<std::string> parts;
@@ -1026,11 +1023,11 @@ ScimResponse Service::handle(const ScimRequest& request) {
         }
         if (top == "ServiceProviderConfig") {
             return id.empty()
-                       ? json_response(200, m_impl->service_provider_config(request.base_url))
+                       ? json_response(200, service_provider_config(request.base_url))
                        : error(404, "", "no such resource");
         }
-        return Impl::discovery(top == "Schemas" ? Impl::schemas(request.base_url)
-                                                : Impl::resource_types(request.base_url),
+        return discovery(top == "Schemas" ? schemas(request.base_url)
+                                                : resource_types(request.base_url),
                                id);
     }
     Kind kind;
@@ -1043,26 +1040,49 @@ ScimResponse Service::handle(const ScimRequest& request) {
     }
     if (id.empty()) {
         if (method == "GET") {
-            return m_impl->list(*source, kind, request);
+            return list(source, kind, request);
         }
         if (method == "POST") {
-            return m_impl->create(*source, kind, request);
+            return create(source, kind, request);
         }
         return not_allowed();
     }
     if (method == "GET") {
-        return m_impl->get(*source, kind, id, request);
+        return get(source, kind, id, request);
     }
     if (method == "PUT") {
-        return m_impl->update(*source, kind, id, request, true);
+        return update(source, kind, id, request, true);
     }
     if (method == "PATCH") {
-        return m_impl->update(*source, kind, id, request, false);
+        return update(source, kind, id, request, false);
     }
     if (method == "DELETE") {
-        return m_impl->remove(*source, kind, id, request);
+        return remove(source, kind, id, request);
     }
     return not_allowed();
+}
+
+ScimResponse Service::handle(const ScimRequest& request) {
+    Impl::Source* source = m_impl->authenticate(request.authorization);
+    if (source == nullptr) {
+        ScimResponse response = error(401, "", "a valid bearer token is required");
+        response.unauthorized = true;
+        return response;
+    }
+    ScimResponse response = m_impl->route(*source, request);
+    response.source = source->config.name;
+    return response;
+}
+
+void Service::exclusive(std::string_view source, const std::function<void()>& body) {
+    for (auto& held : m_impl->sources) {
+        if (held->config.name == source) {
+            std::lock_guard lock(held->writes);
+            body();
+            return;
+        }
+    }
+    body();
 }
 
 }  // namespace orgsync::scim

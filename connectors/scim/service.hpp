@@ -21,6 +21,7 @@
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -70,6 +71,7 @@ struct ScimResponse {
     std::string etag;           // ETag header, when a single resource is returned
     std::string location;       // Location header on 201
     bool unauthorized = false;  // send WWW-Authenticate
+    std::string source;         // the source the token belongs to; empty when none did
 };
 
 class Service {
@@ -85,6 +87,12 @@ class Service {
     // The mapping later writes derive with (a reload); requests already
     // running finish with the one they started with.
     void set_mapping(std::shared_ptr<const mapping::Mapping> mapping);
+
+    // Runs `body` while no write of `source` is in progress (a re-derive of
+    // its mirror after a mapping change, which must not interleave with a
+    // push). A source that is not a SCIM source of this service: `body` runs
+    // at once.
+    void exclusive(std::string_view source, const std::function<void()>& body);
 
     // A SCIM error response (RFC 7644 §3.12); `scim_type` may be empty.
     static ScimResponse error_response(int status, std::string_view scim_type,
