@@ -12,8 +12,8 @@
 namespace orgsync::daemon {
 namespace {
 
-using nlohmann::json;
 using directory::ErrorCode;
+using nlohmann::json;
 
 void reply(httplib::Response& response, int status, const json& body) {
     response.status = status;
@@ -26,11 +26,15 @@ void fail(httplib::Response& response, int status, std::string_view message) {
 
 int status_of(const directory::Error& error) {
     switch (error.code) {
-        case ErrorCode::invalid_argument: return 400;
-        case ErrorCode::not_found: return 404;
+        case ErrorCode::invalid_argument:
+            return 400;
+        case ErrorCode::not_found:
+            return 404;
         case ErrorCode::storage:
-        case ErrorCode::schema_too_new: return 500;
-        default: return 409;  // already_exists and the invariants: the store refused it
+        case ErrorCode::schema_too_new:
+            return 500;
+        default:
+            return 409;  // already_exists and the invariants: the store refused it
     }
 }
 
@@ -128,11 +132,11 @@ json status_json(const SourceStatus& status, const directory::Store& store) {
 }  // namespace
 
 json decision_json(const directory::Decision& decision) {
-    return {{"allow", decision.allow},
-            {"reason", decision.reason},
-            {"role", decision.role ? json(directory::to_string(*decision.role)) : json(nullptr)},
-            {"level",
-             decision.level ? json(directory::to_string(*decision.level)) : json(nullptr)}};
+    return {
+        {"allow", decision.allow},
+        {"reason", decision.reason},
+        {"role", decision.role ? json(directory::to_string(*decision.role)) : json(nullptr)},
+        {"level", decision.level ? json(directory::to_string(*decision.level)) : json(nullptr)}};
 }
 
 bool ReplayGuard::first_use(const std::string& signature, std::chrono::sys_seconds now) {
@@ -196,36 +200,38 @@ void Api::routes(httplib::Server& server) {
         };
     };
 
-    server.Post("/v1/authorize", guarded([this, &store](const Request& request, Response& response) {
-        const json body = parse_object(request.body);
-        directory::Request question{required_string(body, "user"), required_string(body, "org"),
-                                    string_field(body, "project"), string_field(body, "dataset"),
-                                    required_string(body, "action")};
-        auto decision = directory::authorize(*store.snapshot(), question);
-        if (!decision) {
-            m_context.metrics.observe_decision("error");
-            fail(response, status_of(decision.error()), decision.error().message);
-            return;
-        }
-        m_context.metrics.observe_decision(decision->allow ? "allow" : "deny");
-        reply(response, 200, decision_json(*decision));
-    }));
+    server.Post(
+        "/v1/authorize", guarded([this, &store](const Request& request, Response& response) {
+            const json body = parse_object(request.body);
+            directory::Request question{required_string(body, "user"), required_string(body, "org"),
+                                        string_field(body, "project"),
+                                        string_field(body, "dataset"),
+                                        required_string(body, "action")};
+            auto decision = directory::authorize(*store.snapshot(), question);
+            if (!decision) {
+                m_context.metrics.observe_decision("error");
+                fail(response, status_of(decision.error()), decision.error().message);
+                return;
+            }
+            m_context.metrics.observe_decision(decision->allow ? "allow" : "deny");
+            reply(response, 200, decision_json(*decision));
+        }));
 
     server.Get("/v1/orgs", guarded([&store](const Request&, Response& response) {
-        auto orgs = store.list_orgs();
-        if (!orgs) {
-            fail(response, 500, orgs.error().message);
-            return;
-        }
-        json out = json::array();
-        for (const auto& org : *orgs) {
-            out.push_back({{"slug", org.slug},
-                           {"name", org.name},
-                           {"workforce", org.workforce},
-                           {"owner", org.owner_email}});
-        }
-        reply(response, 200, {{"orgs", out}});
-    }));
+                   auto orgs = store.list_orgs();
+                   if (!orgs) {
+                       fail(response, 500, orgs.error().message);
+                       return;
+                   }
+                   json out = json::array();
+                   for (const auto& org : *orgs) {
+                       out.push_back({{"slug", org.slug},
+                                      {"name", org.name},
+                                      {"workforce", org.workforce},
+                                      {"owner", org.owner_email}});
+                   }
+                   reply(response, 200, {{"orgs", out}});
+               }));
 
     // The org named in the path, or an answer saying why there is none.
     auto find_org = [&store](const std::string& slug,
@@ -320,53 +326,52 @@ void Api::routes(httplib::Server& server) {
                                       {"level", directory::to_string(grant.level)},
                                       {"sources", grant.sources}});
                    }
-                   reply(response, 200,
-                         {{"org", org->slug}, {"project", slug}, {"grants", out}});
+                   reply(response, 200, {{"org", org->slug}, {"project", slug}, {"grants", out}});
                }));
 
     server.Get("/v1/status", guarded([this, &store](const Request&, Response& response) {
-        json sources = json::array();
-        for (const auto& status : m_context.scheduler.status()) {
-            sources.push_back(status_json(status, store));
-        }
-        json outbox{{"depth", nullptr}, {"targets", json::array()}};
-        if (auto depth = store.outbox_depth(); depth) {
-            outbox["depth"] = *depth;
-        }
-        if (auto states = store.delivery_states(); states) {
-            for (const auto& state : *states) {
-                outbox["targets"].push_back({{"url", state.target},
-                                             {"delivered", state.delivered},
-                                             {"dead_lettered", state.dead_lettered},
-                                             {"failing_attempts", state.attempts},
-                                             {"last_error", state.last_error}});
-            }
-        }
-        reply(response, 200, {{"sources", sources}, {"outbox", outbox}});
-    }));
+                   json sources = json::array();
+                   for (const auto& status : m_context.scheduler.status()) {
+                       sources.push_back(status_json(status, store));
+                   }
+                   json outbox{{"depth", nullptr}, {"targets", json::array()}};
+                   if (auto depth = store.outbox_depth(); depth) {
+                       outbox["depth"] = *depth;
+                   }
+                   if (auto states = store.delivery_states(); states) {
+                       for (const auto& state : *states) {
+                           outbox["targets"].push_back({{"url", state.target},
+                                                        {"delivered", state.delivered},
+                                                        {"dead_lettered", state.dead_lettered},
+                                                        {"failing_attempts", state.attempts},
+                                                        {"last_error", state.last_error}});
+                       }
+                   }
+                   reply(response, 200, {{"sources", sources}, {"outbox", outbox}});
+               }));
 
-    server.Post(R"(/v1/sync/([^/]+))", guarded([this, &store](const Request& request,
-                                                              Response& response) {
-        const std::string source = request.matches[1];
-        const bool force = request.get_param_value("force") == "true";
-        const bool wait = request.get_param_value("wait") == "true";
-        auto ticket = m_context.scheduler.request(source, force);
-        if (!ticket) {
-            fail(response, 404, fmt::format("no source {}", source));
-            return;
-        }
-        spdlog::info("event=sync.requested source={} force={} via=api", source, force);
-        if (!wait) {
-            reply(response, 202, {{"source", source}, {"accepted", true}});
-            return;
-        }
-        auto status = m_context.scheduler.wait(source, *ticket, std::chrono::minutes(10));
-        if (!status) {
-            fail(response, 404, fmt::format("no source {}", source));
-            return;
-        }
-        reply(response, 200, status_json(*status, store));
-    }));
+    server.Post(
+        R"(/v1/sync/([^/]+))", guarded([this, &store](const Request& request, Response& response) {
+            const std::string source = request.matches[1];
+            const bool force = request.get_param_value("force") == "true";
+            const bool wait = request.get_param_value("wait") == "true";
+            auto ticket = m_context.scheduler.request(source, force);
+            if (!ticket) {
+                fail(response, 404, fmt::format("no source {}", source));
+                return;
+            }
+            spdlog::info("event=sync.requested source={} force={} via=api", source, force);
+            if (!wait) {
+                reply(response, 202, {{"source", source}, {"accepted", true}});
+                return;
+            }
+            auto status = m_context.scheduler.wait(source, *ticket, std::chrono::minutes(10));
+            if (!status) {
+                fail(response, 404, fmt::format("no source {}", source));
+                return;
+            }
+            reply(response, 200, status_json(*status, store));
+        }));
 
     server.Post("/hooks/v1/events", [this](const Request& request, Response& response) {
         const auto held = credentials();

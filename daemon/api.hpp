@@ -30,10 +30,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "connectors/scim/service.hpp"
 #include "daemon/scheduler.hpp"
@@ -51,7 +50,7 @@ namespace orgsync::daemon {
 // Secrets the routes check, replaced whole on reload.
 struct Credentials {
     std::optional<scim::TokenHash> api_token;  // scim::hash_token of it; none: /v1 refuses all
-    std::string webhook_secret;       // empty: inbound hooks are refused
+    std::string webhook_secret;                // empty: inbound hooks are refused
 };
 
 // A decision as /v1/authorize and `orgsyncd authorize --json` print it.

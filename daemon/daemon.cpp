@@ -200,7 +200,8 @@ class PushRate {
 };
 
 std::string ago(Clock::time_point at) {
-    const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - at).count();
+    const auto seconds =
+        std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - at).count();
     if (seconds < 60) {
         return fmt::format("{}s ago", std::max<std::int64_t>(seconds, 0));
     }
@@ -223,9 +224,9 @@ std::string status_text(const std::vector<SourceStatus>& sources, const director
         if (source.type != "ldap") {
             continue;
         }
-        std::string state = source.running           ? "syncing"
-                            : source.last_success    ? "synced " + ago(*source.last_success)
-                                                     : "not synced yet";
+        std::string state = source.running        ? "syncing"
+                            : source.last_success ? "synced " + ago(*source.last_success)
+                                                  : "not synced yet";
         if (source.consecutive_failures > 0) {
             state += fmt::format(", {} failed run{} in a row", source.consecutive_failures,
                                  source.consecutive_failures == 1 ? "" : "s");
@@ -374,6 +375,7 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
             if (record.applied()) {
                 outbound.notify();
             }
+            sd_notifyf(0, "STATUS=%s", status_text(scheduler.status(), store, pushes).c_str());
         });
     registry.on_collect([&] { metrics.collect(store, scheduler.status()); });
     Api api(Api::Context{store, scheduler, metrics, current_mapping, [&] { outbound.notify(); }},
@@ -394,11 +396,10 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
                 metrics.observe_scim(request.method, request.path, response.status);
             }
             if (t_request_start != std::chrono::steady_clock::time_point{}) {
-                metrics.observe_request(
-                    request.method, request.path,
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() -
-                                                  t_request_start)
-                        .count());
+                metrics.observe_request(request.method, request.path,
+                                        std::chrono::duration<double>(
+                                            std::chrono::steady_clock::now() - t_request_start)
+                                            .count());
                 t_request_start = {};
             }
         });
@@ -415,9 +416,9 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
                     failing.push_back(
                         {{"check", "source"},
                          {"source", source.name},
-                         {"reason", fmt::format("{} failed runs in a row: {}",
-                                                source.consecutive_failures,
-                                                source.last ? source.last->message() : "")}});
+                         {"reason",
+                          fmt::format("{} failed runs in a row: {}", source.consecutive_failures,
+                                      source.last ? source.last->message() : "")}});
                 }
             }
             const bool ready = failing.empty();
@@ -474,8 +475,7 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
     }
     spdlog::info("event=http.listening address={}:{} tls={}", listen.host, (*server)->port(), tls);
     scheduler.configure(loaded->sources);
-    sd_notifyf(0, "READY=1\nSTATUS=%s",
-               status_text(scheduler.status(), store, pushes).c_str());
+    sd_notifyf(0, "READY=1\nSTATUS=%s", status_text(scheduler.status(), store, pushes).c_str());
     spdlog::info("event=daemon.ready sources={}", loaded->sources.size());
 
     // Reload (SIGHUP): everything is read and checked first; only then
@@ -499,11 +499,12 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
               std::pair{"[http] listen", next->config.http_listen != loaded->config.http_listen},
               std::pair{"[http] tls", next->config.tls_cert_file != loaded->config.tls_cert_file ||
                                           next->config.tls_key_file != loaded->config.tls_key_file},
-              std::pair{"SCIM sources",
-                        !std::ranges::equal(next->scim, loaded->scim, [](const auto& a, const auto& b) {
-                            return a.name == b.name && a.org == b.org &&
-                                   a.token_hash == b.token_hash;
-                        })}}) {
+              std::pair{"SCIM sources", !std::ranges::equal(next->scim, loaded->scim,
+                                                            [](const auto&a, const auto&b) {
+                                                                return a.name == b.name &&
+                                                                       a.org == b.org &&
+                                                                       a.token_hash == b.token_hash;
+                                                            })}}) {
             if (changed) {
                 spdlog::warn("event=reload.restart_required setting=\"{}\"", key);
             }
@@ -525,18 +526,17 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
         next->config.tls_key_file = loaded->config.tls_key_file;
         next->scim = std::move(loaded->scim);
         *loaded = std::move(*next);
-        sd_notifyf(0, "READY=1\nSTATUS=%s",
-                   status_text(scheduler.status(), store, pushes).c_str());
+        sd_notifyf(0, "READY=1\nSTATUS=%s", status_text(scheduler.status(), store, pushes).c_str());
     };
 
     // Between signals: the watchdog (with WatchdogSec=, at least every half
     // of it) and STATUS= every 10 s.
     std::uint64_t watchdog_usec = 0;
     const bool watchdog = sd_watchdog_enabled(0, &watchdog_usec) > 0 && watchdog_usec > 0;
-    const auto tick = watchdog ? std::min<std::chrono::microseconds>(
-                                     std::chrono::microseconds(watchdog_usec / 2),
-                                     std::chrono::seconds(10))
-                               : std::chrono::microseconds(std::chrono::seconds(10));
+    const auto tick =
+        watchdog ? std::min<std::chrono::microseconds>(std::chrono::microseconds(watchdog_usec / 2),
+                                                       std::chrono::seconds(10))
+                 : std::chrono::microseconds(std::chrono::seconds(10));
     for (;;) {
         const timespec wait{static_cast<time_t>(tick.count() / 1000000),
                             static_cast<long>((tick.count() % 1000000) * 1000)};

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <chrono>
+#include <thread>
+
 namespace orgsync::daemon {
 
 std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
@@ -45,6 +48,12 @@ std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
     }
     server->m_port = static_cast<std::uint16_t>(port);
     server->m_thread = std::thread([&http] { http.listen_after_bind(); });
+    // httplib's stop() does nothing until the accept loop runs: wait for
+    // it, so that a stop right after start (SIGTERM during start-up) ends it.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (!http.is_running() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     return server;
 }
 

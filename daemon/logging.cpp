@@ -22,12 +22,23 @@ class JournalPriority final : public spdlog::custom_flag_formatter {
         char digit = '6';
         switch (message.level) {
             case spdlog::level::trace:
-            case spdlog::level::debug: digit = '7'; break;
-            case spdlog::level::info: digit = '6'; break;
-            case spdlog::level::warn: digit = '4'; break;
-            case spdlog::level::err: digit = '3'; break;
-            case spdlog::level::critical: digit = '2'; break;
-            default: break;
+            case spdlog::level::debug:
+                digit = '7';
+                break;
+            case spdlog::level::info:
+                digit = '6';
+                break;
+            case spdlog::level::warn:
+                digit = '4';
+                break;
+            case spdlog::level::err:
+                digit = '3';
+                break;
+            case spdlog::level::critical:
+                digit = '2';
+                break;
+            default:
+                break;
         }
         const char prefix[] = {'<', digit, '>'};
         out.append(prefix, prefix + sizeof prefix);
@@ -45,7 +56,7 @@ bool stderr_is_journal() {
     if (stream == nullptr) {
         return false;
     }
-    struct stat info{};
+    struct stat info {};
     if (::fstat(2, &info) != 0) {
         return false;
     }

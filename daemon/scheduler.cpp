@@ -25,8 +25,8 @@ std::chrono::milliseconds next_run_delay(std::chrono::seconds interval,
         }
         base = std::min<std::chrono::milliseconds>(backoff, interval);
     }
-    return std::chrono::milliseconds(
-        static_cast<std::int64_t>(static_cast<double>(base.count()) * std::clamp(jitter, 0.9, 1.1)));
+    return std::chrono::milliseconds(static_cast<std::int64_t>(static_cast<double>(base.count()) *
+                                                               std::clamp(jitter, 0.9, 1.1)));
 }
 
 class Scheduler::Worker {
@@ -48,7 +48,8 @@ class Scheduler::Worker {
 
     void update(SourceSettings settings) {
         std::lock_guard lock(m_mutex);
-        const bool reread = settings.ldap && m_settings->ldap && *settings.ldap != *m_settings->ldap;
+        const bool reread =
+            settings.ldap && m_settings->ldap && *settings.ldap != *m_settings->ldap;
         m_status.failure_threshold = settings.ldap ? settings.ldap->failure_threshold : 0;
         m_settings = std::make_shared<const SourceSettings>(std::move(settings));
         if (reread) {
@@ -147,20 +148,24 @@ class Scheduler::Worker {
             lock.lock();
             m_status.running = false;
             record_run(record);
-            m_served = std::max(m_served, job->serves);
             if (settings->ldap) {
-                m_next = Clock::now() + next_run_delay(settings->ldap->interval,
-                                                       settings->ldap->retry_initial,
-                                                       record.failed() ? m_status.consecutive_failures
-                                                                       : 0,
-                                                       m_jitter(m_random));
+                m_next = Clock::now() +
+                         next_run_delay(settings->ldap->interval, settings->ldap->retry_initial,
+                                        record.failed() ? m_status.consecutive_failures : 0,
+                                        m_jitter(m_random));
                 m_status.next_run = m_next;
                 m_trigger = "schedule";
             }
+            lock.unlock();
+
+            // Observers first: whoever waits for this run sees its effects
+            // (metrics) too.
+            m_owner.m_observer(record);
+            lock.lock();
+            m_served = std::max(m_served, job->serves);
             m_done_cv.notify_all();
             lock.unlock();
 
-            m_owner.m_observer(record);
             if (settings->ldap && settings->ldap->live) {
                 start_live(settings);
             }
@@ -303,7 +308,9 @@ class Scheduler::Worker {
 Scheduler::Scheduler(directory::Store& store, Exclusive exclusive, Observer observer)
     : m_store(store), m_exclusive(std::move(exclusive)), m_observer(std::move(observer)) {}
 
-Scheduler::~Scheduler() { stop(); }
+Scheduler::~Scheduler() {
+    stop();
+}
 
 void Scheduler::configure(const std::vector<SourceSettings>& sources) {
     std::vector<std::shared_ptr<Worker>> removed;  // stopped after the lock is released

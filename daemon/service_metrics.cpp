@@ -72,8 +72,8 @@ ServiceMetrics::ServiceMetrics(Registry& registry)
                                     duration_buckets(), {"source"})),
       m_last_success(registry.gauge("orgsync_sync_last_success_timestamp_seconds",
                                     "Unix time of the last applied run.", {"source"})),
-      m_consecutive_failures(registry.gauge("orgsync_sync_consecutive_failures",
-                                            "Failed runs in a row.", {"source"})),
+      m_consecutive_failures(
+          registry.gauge("orgsync_sync_consecutive_failures", "Failed runs in a row.", {"source"})),
       m_failing(registry.gauge("orgsync_source_failing",
                                "1 while the source has failed failure_threshold runs in a row.",
                                {"source"})),
@@ -96,11 +96,10 @@ ServiceMetrics::ServiceMetrics(Registry& registry)
       m_delivery_attempts(registry.gauge("orgsync_webhook_failing_attempts",
                                          "Failed deliveries in a row to a webhook target.",
                                          {"target"})),
-      m_latency(registry.histogram("orgsync_http_request_duration_seconds",
-                                   "HTTP request latency by route.",
-                                   {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                    0.5, 1, 2.5, 10},
-                                   {"route", "method"})) {}
+      m_latency(registry.histogram(
+          "orgsync_http_request_duration_seconds", "HTTP request latency by route.",
+          {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10},
+          {"route", "method"})) {}
 
 void ServiceMetrics::observe_run(const RunRecord& record) {
     const std::string result = record.run ? record.run->result : "failed";

@@ -993,8 +993,7 @@ void Service::set_mapping(std::shared_ptr<const mapping::Mapping> mapping) {
 
 ScimResponse Service::Impl::route(Source& source, const ScimRequest& request) {
     if (request.body.size() > limits.max_body) {
-        return error(413, "",
-                     fmt::format("the body is larger than {} bytes", limits.max_body));
+        return error(413, "", fmt::format("the body is larger than {} bytes", limits.max_body));
     }
     // "/Users/abc" -> {"Users", "abc"}
     std::vector<std::string> parts;
@@ -1022,13 +1021,11 @@ ScimResponse Service::Impl::route(Source& source, const ScimRequest& request) {
             return not_allowed();
         }
         if (top == "ServiceProviderConfig") {
-            return id.empty()
-                       ? json_response(200, service_provider_config(request.base_url))
-                       : error(404, "", "no such resource");
+            return id.empty() ? json_response(200, service_provider_config(request.base_url))
+                              : error(404, "", "no such resource");
         }
-        return discovery(top == "Schemas" ? schemas(request.base_url)
-                                                : resource_types(request.base_url),
-                               id);
+        return discovery(
+            top == "Schemas" ? schemas(request.base_url) : resource_types(request.base_url), id);
     }
     Kind kind;
     if (top == "Users") {

@@ -1,0 +1,738 @@
+// `orgsyncd run` as a service, end to end: the real daemon process, a real
+// slapd on 127.0.0.1, real HTTP, a real store file, and a test NOTIFY_SOCKET
+// for what it tells systemd.
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/signature.hpp"
+#include "directory/store.hpp"
+#include "tests/support/daemon_process.hpp"
+#include "tests/support/slapd.hpp"
+
+namespace orgsync::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using orgsync::test::DaemonProcess;
+using orgsync::testing::Slapd;
+using namespace std::chrono_literals;
+
+constexpr const char* k_api_token = "api-token-for-tests-0123";
+constexpr const char* k_hook_secret = "hook-secret-for-tests";
+constexpr const char* k_target_secret = "target-secret-for-tests";
+
+void write_file(const fs::path& path, const std::string& text) {
+    std::ofstream(path) << text;
+}
+
+struct Reply {
+    int status = 0;
+    json body;
+};
+
+std::string person(const Slapd& slapd, const std::string& uid, const std::string& mail) {
+    return "dn: uid=" + uid + ",ou=people," + slapd.suffix() +
+           "\nobjectClass: inetOrgPerson\nuid: " + uid + "\ncn: " + uid + "\nsn: " + uid +
+           "\nmail: " + mail + "\n\n";
+}
+
+std::string group_dn(const Slapd& slapd, const std::string& cn) {
+    return "cn=" + cn + ",ou=groups," + slapd.suffix();
+}
+
+// A line-by-line check of the Prometheus text format 0.0.4: every sample
+// belongs to a family announced by # HELP and # TYPE, names and labels are
+// well formed, values parse. Returns the samples by their full series text.
+std::map<std::string, double> parse_prometheus(const std::string& text) {
+    std::map<std::string, double> samples;
+    std::set<std::string> typed;
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        if (line.empty()) {
+            continue;
+        }
+        if (line.starts_with("# HELP ")) {
+            continue;
+        }
+        if (line.starts_with("# TYPE ")) {
+            std::istringstream fields(line.substr(7));
+            std::string name;
+            std::string type;
+            fields >> name >> type;
+            EXPECT_TRUE(type == "counter" || type == "gauge" || type == "histogram") << line;
+            typed.insert(name);
+            continue;
+        }
+        const auto space = line.rfind(' ');
+        EXPECT_NE(space, std::string::npos) << line;
+        const std::string series = line.substr(0, space);
+        std::string name = series.substr(0, series.find('{'));
+        for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+            if (!typed.contains(name) && name.ends_with(suffix)) {
+                name.resize(name.size() - std::string_view(suffix).size());
+            }
+        }
+        EXPECT_TRUE(typed.contains(name)) << "no # TYPE before " << line;
+        if (series.find('{') != std::string::npos) {
+            EXPECT_EQ(series.back(), '}') << line;
+        }
+        std::size_t used = 0;
+        const std::string value = line.substr(space + 1);
+        double parsed = value == "+Inf" ? std::numeric_limits<double>::infinity() : std::stod(value, &used);
+        EXPECT_TRUE(value == "+Inf" || used == value.size()) << line;
+        samples[series] = parsed;
+    }
+    return samples;
+}
+
+// A datagram socket standing in for systemd's NOTIFY_SOCKET.
+class NotifySocket {
+  public:
+    explicit NotifySocket(const fs::path& path) : m_path(path) {
+        m_fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        sockaddr_un address{};
+        address.sun_family = AF_UNIX;
+        std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+        fs::remove(path);
+        if (::bind(m_fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+            throw std::runtime_error("cannot bind the notify socket");
+        }
+    }
+    ~NotifySocket() {
+        ::close(m_fd);
+        fs::remove(m_path);
+    }
+
+    // The next message with one of its lines starting with `prefix`,
+    // collecting every message read on the way; "" on timeout.
+    std::string wait_for(const std::string& prefix, std::chrono::seconds timeout = 30s) {
+        const auto deadline = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < deadline) {
+            timeval wait{0, 200000};
+            ::setsockopt(m_fd, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait);
+            char buffer[4096];
+            const auto got = ::recv(m_fd, buffer, sizeof buffer, 0);
+            if (got <= 0) {
+                continue;
+            }
+            std::string message(buffer, static_cast<std::size_t>(got));
+            messages.push_back(message);
+            std::istringstream lines(message);
+            std::string line;
+            while (std::getline(lines, line)) {
+                if (line.starts_with(prefix)) {
+                    return line;
+                }
+            }
+        }
+        return "";
+    }
+
+    std::vector<std::string> messages;
+
+  private:
+    fs::path m_path;
+    int m_fd = -1;
+};
+
+class ServiceTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        m_dir = fs::temp_directory_path() /
+                ("orgsync-service-" + std::to_string(::getpid()) + "-" +
+                 ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        fs::remove_all(m_dir);
+        fs::create_directories(m_dir);
+        write_file(m_dir / "api-token", std::string(k_api_token) + "\n");
+        write_file(m_dir / "hook-secret", k_hook_secret);
+        write_file(m_dir / "target-secret", k_target_secret);
+    }
+
+    void TearDown() override {
+        m_daemon.reset();
+        m_slapd.reset();
+        fs::remove_all(m_dir);
+    }
+
+    // A directory: alice and bob at acme.com, carol at beta.org; alice in
+    // acme-admins, bob in vision-team.
+    void start_directory() {
+        m_slapd = std::make_unique<Slapd>();
+        m_slapd->add(person(*m_slapd, "alice", "alice@acme.com") +
+                     person(*m_slapd, "bob", "bob@acme.com") +
+                     person(*m_slapd, "carol", "carol@beta.org"));
+        m_slapd->add("dn: " + group_dn(*m_slapd, "acme-admins") +
+                     "\nobjectClass: groupOfNames\ncn: acme-admins\nmember: uid=alice,ou=people," +
+                     m_slapd->suffix() + "\n\ndn: " + group_dn(*m_slapd, "vision-team") +
+                     "\nobjectClass: groupOfNames\ncn: vision-team\nmember: uid=bob,ou=people," +
+                     m_slapd->suffix() + "\n\n");
+    }
+
+    std::string ldap_source() const {
+        return "[[source]]\nname = \"corp\"\ntype = \"ldap\"\nuri = [\"" + m_slapd->uri() +
+               "\"]\nbind_dn = \"" + m_slapd->reader_dn() + "\"\nbind_password_file = \"" +
+               m_slapd->reader_password_file().string() + "\"\nuser_base = \"ou=people," +
+               m_slapd->suffix() + "\"\ngroup_base = \"ou=groups," + m_slapd->suffix() +
+               "\"\ninterval = \"1h\"\nretry_initial = \"1s\"\nfailure_threshold = 2\n"
+               "timeout = \"5s\"\n";
+    }
+
+    void write_config(const std::string& extra) {
+        write_file(m_dir / "orgsyncd.toml", R"([store]
+path = "orgsync.db"
+[http]
+listen = "127.0.0.1:0"
+api_token_file = "api-token"
+[mapping]
+file = "mapping.toml"
+[webhook]
+secret_file = "hook-secret"
+retry_initial = "1s"
+retry_max = "2s"
+)" + extra);
+    }
+
+    // `vision_level` is the level the vision-team group gets on project
+    // vision; "" for no grant rule.
+    void write_mapping(const std::string& vision_level = "write") {
+        std::string text = R"([[org]]
+slug = "acme"
+name = "Acme"
+owner = "ceo@acme.com"
+project_admin_fallback = "owner"
+  [[org.domain]]
+  name = "acme.com"
+  user_type = "internal"
+  role = "member"
+  [[org.project]]
+  slug = "vision"
+)";
+        if (m_slapd) {
+            text += "  [[org.role]]\n  source = \"corp\"\n  group = \"" +
+                    group_dn(*m_slapd, "acme-admins") + "\"\n  role = \"admin\"\n";
+            if (!vision_level.empty()) {
+                text += "  [[org.grant]]\n  source = \"corp\"\n  group = \"" +
+                        group_dn(*m_slapd, "vision-team") +
+                        "\"\n  project = \"vision\"\n  level = \"" + vision_level + "\"\n";
+            }
+        }
+        text += R"(
+[[org]]
+slug = "beta"
+name = "Beta"
+owner = "ceo@beta.org"
+  [[org.domain]]
+  name = "beta.org"
+  user_type = "internal"
+  role = "member"
+)";
+        write_file(m_dir / "mapping.toml", text);
+    }
+
+    void start() {
+        m_daemon = DaemonProcess::start(ORGSYNCD_BINARY, m_dir / "orgsyncd.toml", m_dir / "log");
+        m_client = std::make_unique<httplib::Client>("127.0.0.1", m_daemon->port());
+        m_client->set_read_timeout(60, 0);
+    }
+
+    Reply call(const std::string& method, const std::string& path, const std::string& body = "",
+               httplib::Headers headers = {{"Authorization", std::string("Bearer ") + k_api_token}}) {
+        httplib::Result result = method == "GET"
+                                     ? m_client->Get(path, headers)
+                                     : m_client->Post(path, headers, body, "application/json");
+        if (!result) {
+            ADD_FAILURE() << method << " " << path << ": " << httplib::to_string(result.error());
+            return {};
+        }
+        Reply reply{result->status, json::parse(result->body, nullptr, false)};
+        return reply;
+    }
+
+    Reply api(const std::string& method, const std::string& path, const json& body = nullptr) {
+        return call(method, path, body.is_null() ? std::string("{}") : body.dump());
+    }
+
+    Reply hook(const json& body, std::chrono::sys_seconds at, const std::string& secret) {
+        const std::string text = body.dump();
+        return call("POST", "/hooks/v1/events", text,
+                    {{std::string(k_signature_header), sign(secret, text, at)}});
+    }
+
+    static std::chrono::sys_seconds now() {
+        return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+    }
+
+    // The members of `org` as email -> role.
+    std::map<std::string, std::string> members(const std::string& org) {
+        std::map<std::string, std::string> out;
+        auto reply = api("GET", "/v1/orgs/" + org + "/members");
+        EXPECT_EQ(reply.status, 200) << reply.body.dump();
+        for (const auto& member : reply.body["members"]) {
+            out[member["email"]] = member["role"];
+        }
+        return out;
+    }
+
+    json source_status(const std::string& name) {
+        auto reply = api("GET", "/v1/status");
+        for (const auto& source : reply.body["sources"]) {
+            if (source["name"] == name) {
+                return source;
+            }
+        }
+        return nullptr;
+    }
+
+    // Waits until `source` has finished `runs` runs since the start.
+    json wait_runs(const std::string& source, int runs) {
+        const auto deadline = std::chrono::steady_clock::now() + 60s;
+        while (std::chrono::steady_clock::now() < deadline) {
+            json status = source_status(source);
+            if (!status.is_null() && status["runs"].get<int>() >= runs && !status["running"]) {
+                return status;
+            }
+            std::this_thread::sleep_for(50ms);
+        }
+        ADD_FAILURE() << source << " did not finish " << runs << " runs:\n" << m_daemon->log();
+        return nullptr;
+    }
+
+    std::string authorize(const std::string& user, const std::string& action) {
+        auto reply = api("POST", "/v1/authorize",
+                         {{"user", user}, {"org", "acme"}, {"project", "vision"}, {"action", action}});
+        EXPECT_EQ(reply.status, 200) << reply.body.dump();
+        return reply.body["allow"].get<bool>() ? "allow" : "deny";
+    }
+
+    fs::path m_dir;
+    std::unique_ptr<Slapd> m_slapd;
+    std::unique_ptr<DaemonProcess> m_daemon;
+    std::unique_ptr<httplib::Client> m_client;
+};
+
+TEST_F(ServiceTest, TellsSystemdReadyReloadingAndStopping) {
+    start_directory();
+    write_config(ldap_source());
+    write_mapping();
+    NotifySocket notify(m_dir / "notify");
+    ::setenv("NOTIFY_SOCKET", (m_dir / "notify").c_str(), 1);
+    start();
+    ::unsetenv("NOTIFY_SOCKET");
+
+    EXPECT_EQ(notify.wait_for("READY=1"), "READY=1");
+    // The first scheduled run shows in STATUS=.
+    wait_runs("corp", 1);
+    std::string status;
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (status.find("corp: synced") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+        status = notify.wait_for("STATUS=", 15s);
+    }
+    EXPECT_NE(status.find("corp: synced"), std::string::npos) << status;
+    EXPECT_NE(status.find("3 users"), std::string::npos) << status;
+
+    m_daemon->signal(SIGHUP);
+    EXPECT_EQ(notify.wait_for("RELOADING=1"), "RELOADING=1");
+    EXPECT_EQ(notify.wait_for("READY=1"), "READY=1");
+
+    EXPECT_EQ(m_daemon->stop(SIGTERM), 0);
+    EXPECT_EQ(notify.wait_for("STOPPING=1", 5s), "STOPPING=1");
+    const std::string log = m_daemon->log();
+    EXPECT_NE(log.find("event=daemon.stopped"), std::string::npos) << log;
+}
+
+TEST_F(ServiceTest, SyncsAtStartAndOnRequestAndAnswersTheApi) {
+    start_directory();
+    write_config(ldap_source());
+    write_mapping();
+    start();
+
+    auto status = wait_runs("corp", 1);
+    EXPECT_EQ(status["last_run"]["result"], "applied") << status.dump();
+    EXPECT_EQ(status["last_run"]["trigger"], "start");
+    EXPECT_EQ(status["users"], 3);
+    EXPECT_EQ(members("acme"), (std::map<std::string, std::string>{{"alice@acme.com", "admin"},
+                                                                  {"bob@acme.com", "member"},
+                                                                  {"ceo@acme.com", "owner"}}));
+
+    // Every /v1 route wants the token.
+    EXPECT_EQ(call("GET", "/v1/orgs", "", {}).status, 401);
+    EXPECT_EQ(call("GET", "/v1/orgs", "", {{"Authorization", "Bearer wrong"}}).status, 401);
+    EXPECT_EQ(call("POST", "/v1/sync/corp", "", {}).status, 401);
+
+    auto orgs = api("GET", "/v1/orgs");
+    ASSERT_EQ(orgs.status, 200);
+    ASSERT_EQ(orgs.body["orgs"].size(), 2u);
+    EXPECT_EQ(orgs.body["orgs"][0]["slug"], "acme");
+    EXPECT_EQ(api("GET", "/v1/orgs/nope/members").status, 404);
+
+    auto groups = api("GET", "/v1/orgs/acme/groups");
+    ASSERT_EQ(groups.status, 200);
+    std::map<std::string, json> by_name;
+    for (const auto& group : groups.body["groups"]) {
+        by_name[group["name"]] = group["members"];
+    }
+    EXPECT_EQ(by_name[group_dn(*m_slapd, "vision-team")], json({"bob@acme.com"}));
+
+    auto grants = api("GET", "/v1/orgs/acme/projects/vision/grants");
+    ASSERT_EQ(grants.status, 200) << grants.body.dump();
+    bool group_grant = false;
+    for (const auto& grant : grants.body["grants"]) {
+        if (grant["principal"] == "group" && grant["name"] == group_dn(*m_slapd, "vision-team")) {
+            group_grant = grant["level"] == "write";
+        }
+    }
+    EXPECT_TRUE(group_grant) << grants.body.dump();
+    EXPECT_EQ(api("GET", "/v1/orgs/acme/projects/nope/grants").status, 404);
+
+    EXPECT_EQ(authorize("bob@acme.com", "project.resources.write"), "allow");
+    EXPECT_EQ(authorize("carol@beta.org", "project.resources.read"), "deny");
+    EXPECT_EQ(api("POST", "/v1/authorize", {{"user", "bob@acme.com"}}).status, 400);
+    EXPECT_EQ(call("POST", "/v1/authorize", "not json").status, 400);
+
+    // A new directory user arrives with the next requested run.
+    m_slapd->add(person(*m_slapd, "dave", "dave@acme.com"));
+    auto synced = api("POST", "/v1/sync/corp?wait=true");
+    ASSERT_EQ(synced.status, 200) << synced.body.dump();
+    EXPECT_EQ(synced.body["last_run"]["trigger"], "request");
+    EXPECT_EQ(synced.body["last_run"]["result"], "applied");
+    EXPECT_TRUE(members("acme").contains("dave@acme.com"));
+    EXPECT_EQ(api("POST", "/v1/sync/nope").status, 404);
+    EXPECT_EQ(api("POST", "/v1/sync/corp").status, 202);
+
+    // /metrics: parseable, with the runs and decisions just made.
+    auto metrics = m_client->Get("/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_EQ(metrics->status, 200);
+    EXPECT_NE(metrics->get_header_value("Content-Type").find("version=0.0.4"), std::string::npos);
+    auto samples = parse_prometheus(metrics->body);
+    EXPECT_GE((samples["orgsync_sync_runs_total{source=\"corp\",result=\"applied\"}"]), 2);
+    EXPECT_EQ((samples["orgsync_authorize_decisions_total{result=\"allow\"}"]), 1);
+    EXPECT_EQ((samples["orgsync_authorize_decisions_total{result=\"deny\"}"]), 1);
+    EXPECT_GE((samples["orgsync_sync_changes_applied_total{source=\"corp\",kind=\"add_member\"}"]),
+              3);
+    EXPECT_GT((samples["orgsync_sync_last_success_timestamp_seconds{source=\"corp\"}"]), 1.7e9);
+    EXPECT_EQ((samples["orgsync_source_failing{source=\"corp\"}"]), 0);
+    EXPECT_TRUE(samples.contains(
+        "orgsync_http_request_duration_seconds_count{route=\"/v1/orgs/{org}/members\","
+        "method=\"GET\"}"));
+    EXPECT_TRUE(samples.contains("orgsync_outbox_depth"));
+}
+
+TEST_F(ServiceTest, ReloadTakesAGoodMappingAndKeepsTheOldOneForABrokenOne) {
+    start_directory();
+    write_config(ldap_source());
+    write_mapping("write");
+    start();
+    wait_runs("corp", 1);
+    EXPECT_EQ(authorize("bob@acme.com", "project.resources.write"), "allow");
+
+    // A good mapping: the grant drops to read, re-derived from the mirror.
+    write_mapping("read");
+    m_daemon->signal(SIGHUP);
+    wait_runs("corp", 2);
+    EXPECT_EQ(authorize("bob@acme.com", "project.resources.write"), "deny");
+    EXPECT_EQ(authorize("bob@acme.com", "project.resources.read"), "allow");
+
+    // A broken one: logged, and the old mapping stays.
+    write_file(m_dir / "mapping.toml", "[[org]]\nslug = \"Not A Slug\"\n");
+    m_daemon->signal(SIGHUP);
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (m_daemon->log().find("event=reload.failed") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_NE(m_daemon->log().find("event=reload.failed"), std::string::npos) << m_daemon->log();
+    EXPECT_EQ(authorize("bob@acme.com", "project.resources.read"), "allow");
+    auto synced = api("POST", "/v1/sync/corp?wait=true");
+    EXPECT_EQ(synced.body["last_run"]["result"], "applied");
+    EXPECT_EQ(authorize("bob@acme.com", "project.resources.read"), "allow");
+    EXPECT_EQ(m_daemon->stop(SIGTERM), 0);
+}
+
+TEST_F(ServiceTest, ReadinessFollowsAFailingDirectoryAndRecovers) {
+    start_directory();
+    write_config(ldap_source());
+    write_mapping();
+    start();
+    wait_runs("corp", 1);
+    EXPECT_EQ(call("GET", "/readyz", "", {}).status, 200);
+
+    m_slapd->kill();
+    for (int run = 0; run < 2; ++run) {
+        auto synced = api("POST", "/v1/sync/corp?wait=true");
+        EXPECT_EQ(synced.body["last_run"]["result"], "failed") << synced.body.dump();
+    }
+    auto unready = call("GET", "/readyz", "", {});
+    EXPECT_EQ(unready.status, 503);
+    ASSERT_EQ(unready.body["failing"].size(), 1u) << unready.body.dump();
+    EXPECT_EQ(unready.body["failing"][0]["source"], "corp");
+    // An outage removes nobody.
+    EXPECT_EQ(members("acme").size(), 3u);
+    auto samples = parse_prometheus(m_client->Get("/metrics")->body);
+    EXPECT_EQ((samples["orgsync_source_failing{source=\"corp\"}"]), 1);
+    EXPECT_GE((samples["orgsync_sync_runs_total{source=\"corp\",result=\"failed\"}"]), 2);
+
+    m_slapd->restart();
+    auto synced = api("POST", "/v1/sync/corp?wait=true");
+    EXPECT_EQ(synced.body["last_run"]["result"], "applied") << synced.body.dump();
+    EXPECT_EQ(call("GET", "/readyz", "", {}).status, 200);
+    EXPECT_EQ(members("acme").size(), 3u);
+}
+
+TEST_F(ServiceTest, HooksNeedAFreshSignatureUsedOnce) {
+    write_config("");
+    write_mapping();
+    start();
+    const json signup = {{"type", "user.signup"},
+                         {"email", "erin@acme.com"},
+                         {"email_verified", true},
+                         {"name", "Erin"}};
+
+    EXPECT_EQ(hook(signup, now(), "wrong-secret").status, 401);
+    EXPECT_EQ(hook(signup, now() - 301s, k_hook_secret).status, 401);  // stale
+    EXPECT_EQ(hook(signup, now() + 301s, k_hook_secret).status, 401);  // from the future
+    EXPECT_EQ(call("POST", "/hooks/v1/events", signup.dump(), {}).status, 401);
+    EXPECT_FALSE(members("acme").contains("erin@acme.com"));
+
+    const std::string body = signup.dump();
+    const httplib::Headers signed_once = {
+        {std::string(k_signature_header), sign(k_hook_secret, body, now())}};
+    auto first = call("POST", "/hooks/v1/events", body, signed_once);
+    EXPECT_EQ(first.status, 200) << first.body.dump();
+    EXPECT_EQ(first.body["joined"], json({"acme"}));
+    auto replayed = call("POST", "/hooks/v1/events", body, signed_once);
+    EXPECT_EQ(replayed.status, 401);
+    EXPECT_EQ(replayed.body["error"], "signature replayed");
+
+    // Signed but wrong: 400, nothing changes.
+    EXPECT_EQ(hook({{"type", "user.deleted"}}, now(), k_hook_secret).status, 400);
+    EXPECT_EQ(hook({{"type", "user.signup"}}, now(), k_hook_secret).status, 400);
+    EXPECT_EQ(call("POST", "/hooks/v1/events", "{not json",
+                   {{std::string(k_signature_header), sign(k_hook_secret, "{not json", now())}})
+                  .status,
+              400);
+    EXPECT_EQ(hook({{"type", "sync.request"}, {"source", "nope"}}, now(), k_hook_secret).status,
+              404);
+}
+
+TEST_F(ServiceTest, SignupAndEmailChangeJoinAndLeaveOrgs) {
+    write_config("");
+    write_mapping();
+    start();
+
+    auto joined = hook({{"type", "user.signup"}, {"email", "frank@acme.com"},
+                        {"email_verified", true}, {"name", "Frank"}},
+                       now(), k_hook_secret);
+    ASSERT_EQ(joined.status, 200) << joined.body.dump();
+    EXPECT_EQ(members("acme")["frank@acme.com"], "member");
+
+    // Not verified: no org.
+    auto unverified = hook({{"type", "user.signup"}, {"email", "gina@beta.org"},
+                            {"email_verified", false}},
+                           now(), k_hook_secret);
+    ASSERT_EQ(unverified.status, 200);
+    EXPECT_EQ(unverified.body["joined"], json::array());
+    EXPECT_FALSE(members("beta").contains("gina@beta.org"));
+
+    auto moved = hook({{"type", "user.email_changed"}, {"previous_email", "frank@acme.com"},
+                       {"email", "frank@beta.org"}, {"email_verified", true}},
+                      now(), k_hook_secret);
+    ASSERT_EQ(moved.status, 200) << moved.body.dump();
+    EXPECT_EQ(moved.body["left"], json({"acme"}));
+    EXPECT_EQ(moved.body["joined"], json({"beta"}));
+    EXPECT_FALSE(members("acme").contains("frank@acme.com"));
+    EXPECT_FALSE(members("acme").contains("frank@beta.org"));
+    EXPECT_EQ(members("beta")["frank@beta.org"], "member");
+
+    auto unknown = hook({{"type", "user.email_changed"}, {"previous_email", "nobody@acme.com"},
+                         {"email", "nobody@beta.org"}, {"email_verified", true}},
+                        now(), k_hook_secret);
+    EXPECT_EQ(unknown.status, 404);
+}
+
+// A webhook receiver that is down (its port bound, not listening: refused)
+// until up() is called; it checks every signature and records event ids.
+class Receiver {
+  public:
+    Receiver() {
+        m_port = m_server.bind_to_any_port("127.0.0.1");
+        m_server.Post("/hook", [this](const httplib::Request& request, httplib::Response& response) {
+            auto verified = verify(k_target_secret,
+                                   request.get_header_value(std::string(k_signature_header)),
+                                   request.body,
+                                   std::chrono::floor<std::chrono::seconds>(
+                                       std::chrono::system_clock::now()));
+            if (!verified) {
+                response.status = 401;
+                ++bad_signatures;
+                return;
+            }
+            auto body = json::parse(request.body);
+            std::lock_guard lock(m_mutex);
+            for (const auto& event : body["events"]) {
+                m_ids.insert(event["id"].get<std::string>());
+                m_events.push_back(event);
+            }
+            response.status = 204;
+        });
+    }
+    ~Receiver() {
+        m_server.stop();
+        if (m_thread.joinable()) {
+            m_thread.join();
+        }
+    }
+    void up() {
+        m_thread = std::thread([this] { m_server.listen_after_bind(); });
+        while (!m_server.is_running()) {  // stop() does nothing before that
+            std::this_thread::sleep_for(1ms);
+        }
+    }
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(m_port) + "/hook"; }
+    std::set<std::string> ids() {
+        std::lock_guard lock(m_mutex);
+        return m_ids;
+    }
+    std::vector<json> events() {
+        std::lock_guard lock(m_mutex);
+        return m_events;
+    }
+    std::atomic<int> bad_signatures{0};
+
+  private:
+    httplib::Server m_server;
+    int m_port = 0;
+    std::thread m_thread;
+    std::mutex m_mutex;
+    std::set<std::string> m_ids;
+    std::vector<json> m_events;
+};
+
+TEST_F(ServiceTest, OutboundWebhooksArriveAfterTheReceiverComesUpAndAfterARestart) {
+    Receiver receiver;
+    write_config("[[webhook.target]]\nurl = \"" + receiver.url() +
+                 "\"\nsecret_file = \"target-secret\"\n");
+    write_mapping();
+    start();
+    for (const char* email : {"h1@acme.com", "h2@acme.com", "h3@beta.org"}) {
+        ASSERT_EQ(hook({{"type", "user.signup"}, {"email", email}, {"email_verified", true}},
+                       now(), k_hook_secret)
+                      .status,
+                  200);
+    }
+    // Down: deliveries fail and are retried; nothing is lost.
+    auto failing = [&] {
+        auto targets = api("GET", "/v1/status").body["outbox"]["targets"];
+        return targets.size() == 1 && targets[0]["failing_attempts"].get<int>() > 0;
+    };
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!failing() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_TRUE(failing()) << api("GET", "/v1/status").body.dump();
+    EXPECT_GT(api("GET", "/v1/status").body["outbox"]["depth"].get<int>(), 0);
+
+    receiver.up();
+    auto drained = [&] { return api("GET", "/v1/status").body["outbox"]["depth"] == 0; };
+    deadline = std::chrono::steady_clock::now() + 30s;
+    while (!drained() && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+    }
+    ASSERT_TRUE(drained()) << api("GET", "/v1/status").body.dump() << m_daemon->log();
+    std::set<std::string> joined;
+    for (const auto& event : receiver.events()) {
+        EXPECT_FALSE(event["id"].get<std::string>().empty());
+        if (event["type"] == "membership.added") {
+            joined.insert(event["subject"].get<std::string>());
+        }
+    }
+    EXPECT_TRUE(joined.contains("h1@acme.com") && joined.contains("h2@acme.com") &&
+                joined.contains("h3@beta.org"))
+        << json(receiver.events()).dump();
+    const auto before = receiver.ids().size();
+
+    // Events written while the daemon is down are delivered after it starts.
+    EXPECT_EQ(m_daemon->stop(SIGTERM), 0);
+    {
+        auto store = directory::Store::open(m_dir / "orgsync.db");
+        ASSERT_TRUE(store);
+    }
+    start();
+    ASSERT_EQ(hook({{"type", "user.signup"}, {"email", "h4@acme.com"}, {"email_verified", true}},
+                   now(), k_hook_secret)
+                  .status,
+              200);
+    deadline = std::chrono::steady_clock::now() + 30s;
+    while (!(drained() && receiver.ids().size() > before) &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+    }
+    bool h4 = false;
+    for (const auto& event : receiver.events()) {
+        h4 = h4 || (event["type"] == "membership.added" && event["subject"] == "h4@acme.com");
+    }
+    EXPECT_TRUE(h4);
+    EXPECT_EQ(receiver.bad_signatures.load(), 0);
+}
+
+TEST_F(ServiceTest, SigtermDuringASyncLeavesTheStoreWholeAndExitsZero) {
+    // Enough users that the first sync is still running when SIGTERM comes.
+    m_slapd = std::make_unique<Slapd>();
+    std::string ldif;
+    constexpr int k_users = 3000;
+    for (int i = 0; i < k_users; ++i) {
+        ldif += person(*m_slapd, "u" + std::to_string(i), "u" + std::to_string(i) + "@acme.com");
+    }
+    m_slapd->add(ldif);
+    write_config(ldap_source());
+    write_mapping();
+    start();
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (m_daemon->log().find("event=sync.started source=corp") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(5ms);
+    }
+    EXPECT_EQ(m_daemon->stop(SIGTERM), 0) << m_daemon->log();
+    const std::string log = m_daemon->log();
+    EXPECT_NE(log.find("event=daemon.stopped"), std::string::npos) << log;
+
+    // The run either committed whole or not at all.
+    auto store = directory::Store::open(m_dir / "orgsync.db");
+    ASSERT_TRUE(store);
+    auto org = (*store)->find_org("acme");
+    ASSERT_TRUE(org && *org);
+    auto listed = (*store)->list_members((**org).id);
+    ASSERT_TRUE(listed);
+    const auto mirrored = (*store)->source_user_count("corp");
+    ASSERT_TRUE(mirrored);
+    if (*mirrored == 0) {
+        EXPECT_EQ(listed->size(), 1u);  // the owner
+    } else {
+        EXPECT_EQ(*mirrored, static_cast<std::size_t>(k_users));
+        EXPECT_EQ(listed->size(), static_cast<std::size_t>(k_users) + 1);
+    }
+}
+
+}  // namespace
+}  // namespace orgsync::daemon
