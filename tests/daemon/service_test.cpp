@@ -6,6 +6,7 @@
 #include <httplib.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -24,6 +25,7 @@
 
 #include "daemon/signature.hpp"
 #include "directory/store.hpp"
+#include "tests/daemon/process.hpp"
 #include "tests/support/daemon_process.hpp"
 #include "tests/support/slapd.hpp"
 
@@ -324,6 +326,18 @@ owner = "ceo@beta.org"
         return reply.body["allow"].get<bool>() ? "allow" : "deny";
     }
 
+    // No secret the daemon was given appears in its log.
+    void expect_no_secrets_logged() {
+        const std::string log = m_daemon->log();
+        for (const std::string secret : {k_api_token, k_hook_secret, k_target_secret}) {
+            EXPECT_EQ(log.find(secret), std::string::npos) << secret;
+        }
+        if (m_slapd) {
+            const std::string password = daemon::test::slurp(m_slapd->reader_password_file());
+            EXPECT_EQ(log.find(password.substr(0, password.find('\n'))), std::string::npos);
+        }
+    }
+
     fs::path m_dir;
     std::unique_ptr<Slapd> m_slapd;
     std::unique_ptr<DaemonProcess> m_daemon;
@@ -437,6 +451,7 @@ TEST_F(ServiceTest, SyncsAtStartAndOnRequestAndAnswersTheApi) {
         "orgsync_http_request_duration_seconds_count{route=\"/v1/orgs/{org}/members\","
         "method=\"GET\"}"));
     EXPECT_TRUE(samples.contains("orgsync_outbox_depth"));
+    expect_no_secrets_logged();
 }
 
 TEST_F(ServiceTest, ReloadTakesAGoodMappingAndKeepsTheOldOneForABrokenOne) {
@@ -534,6 +549,70 @@ TEST_F(ServiceTest, HooksNeedAFreshSignatureUsedOnce) {
               400);
     EXPECT_EQ(hook({{"type", "sync.request"}, {"source", "nope"}}, now(), k_hook_secret).status,
               404);
+
+    // SCIM requests are counted by route template and status, whoever sends them.
+    EXPECT_EQ(call("GET", "/scim/v2/Users/some-id", "", {{"Authorization", "Bearer nope"}}).status,
+              401);
+    auto samples = parse_prometheus(m_client->Get("/metrics")->body);
+    EXPECT_EQ((samples["orgsync_scim_requests_total{route=\"/scim/v2/Users/{id}\",method=\"GET\","
+                       "status=\"401\"}"]),
+              1);
+    EXPECT_EQ((samples["orgsync_hook_events_total{type=\"user.signup\",result=\"applied\"}"]), 1);
+    expect_no_secrets_logged();
+}
+
+TEST_F(ServiceTest, LogsForTheJournalWhenStderrIsTheJournal) {
+    write_config("");
+    write_mapping();
+    // The daemon's stderr is this file: JOURNAL_STREAM names its device and inode.
+    write_file(m_dir / "log", "");
+    struct stat info{};
+    ASSERT_EQ(::stat((m_dir / "log").c_str(), &info), 0);
+    const std::string stream = std::to_string(info.st_dev) + ":" + std::to_string(info.st_ino);
+    ::setenv("JOURNAL_STREAM", stream.c_str(), 1);
+    start();
+    ::unsetenv("JOURNAL_STREAM");
+    EXPECT_EQ(hook({{"type", "user.signup"}, {"email", "x@acme.com"}}, now(), "wrong").status, 401);
+    EXPECT_EQ(m_daemon->stop(SIGTERM), 0);
+
+    std::istringstream lines(m_daemon->log());
+    std::string line;
+    std::set<std::string> prefixes;
+    while (std::getline(lines, line)) {
+        ASSERT_GE(line.size(), 4u) << line;
+        EXPECT_TRUE(line[0] == '<' && line[1] >= '0' && line[1] <= '7' && line[2] == '>') << line;
+        EXPECT_TRUE(line.substr(3).starts_with("event=")) << line;  // no timestamp
+        prefixes.insert(line.substr(0, 3));
+    }
+    EXPECT_TRUE(prefixes.contains("<6>"));  // info
+    EXPECT_TRUE(prefixes.contains("<4>"));  // the refused hook's warning
+}
+
+TEST_F(ServiceTest, LiveModeAppliesDirectoryChangesWithoutARequest) {
+    start_directory();
+    write_config(ldap_source() + "live = true\n");
+    write_mapping();
+    start();
+    wait_runs("corp", 1);
+    m_slapd->add(person(*m_slapd, "lena", "lena@acme.com"));
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (!members("acme").contains("lena@acme.com") &&
+           std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_TRUE(members("acme").contains("lena@acme.com")) << m_daemon->log();
+    auto status = source_status("corp");
+    EXPECT_EQ(status["last_run"]["trigger"], "live") << status.dump();
+    // A requested run pauses the live search and starts it again.
+    EXPECT_EQ(api("POST", "/v1/sync/corp?wait=true").body["last_run"]["result"], "applied");
+    m_slapd->add(person(*m_slapd, "milo", "milo@acme.com"));
+    const auto again = std::chrono::steady_clock::now() + 20s;
+    while (!members("acme").contains("milo@acme.com") &&
+           std::chrono::steady_clock::now() < again) {
+        std::this_thread::sleep_for(100ms);
+    }
+    EXPECT_TRUE(members("acme").contains("milo@acme.com")) << m_daemon->log();
+    EXPECT_EQ(m_daemon->stop(SIGTERM), 0);
 }
 
 TEST_F(ServiceTest, SignupAndEmailChangeJoinAndLeaveOrgs) {
@@ -694,6 +773,7 @@ TEST_F(ServiceTest, OutboundWebhooksArriveAfterTheReceiverComesUpAndAfterARestar
     }
     EXPECT_TRUE(h4);
     EXPECT_EQ(receiver.bad_signatures.load(), 0);
+    expect_no_secrets_logged();
 }
 
 TEST_F(ServiceTest, SigtermDuringASyncLeavesTheStoreWholeAndExitsZero) {
