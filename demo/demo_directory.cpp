@@ -30,12 +30,11 @@ struct Person {
     std::string name;
 };
 
-const std::vector<std::string> k_first = {"ada",  "ben",  "cleo", "dev",  "eli",   "fay",
-                                          "gus",  "hana", "ivan", "jade", "kai",   "lena",
-                                          "milo", "nora", "omar", "pia",  "quinn", "rosa",
-                                          "sam",  "tara", "umar", "vera"};
-const std::vector<std::string> k_last = {"ahn",  "berg", "costa", "diaz", "eze",
-                                         "fox",  "gray", "hale",  "ito",  "jones"};
+const std::vector<std::string> k_first = {
+    "ada",  "ben",  "cleo", "dev",  "eli", "fay",   "gus",  "hana", "ivan", "jade", "kai",
+    "lena", "milo", "nora", "omar", "pia", "quinn", "rosa", "sam",  "tara", "umar", "vera"};
+const std::vector<std::string> k_last = {"ahn", "berg", "costa", "diaz", "eze",
+                                         "fox", "gray", "hale",  "ito",  "jones"};
 
 std::vector<Person> people(const std::string& domain, int count, int offset) {
     std::vector<Person> out;
@@ -57,8 +56,8 @@ std::string person_ldif(const Person& person, const std::string& suffix) {
 
 std::string group_ldif(const std::string& cn, const std::vector<Person>& members,
                        const std::string& suffix) {
-    std::string ldif = "dn: cn=" + cn + ",ou=groups," + suffix + "\nobjectClass: groupOfNames\ncn: " +
-                       cn + "\n";
+    std::string ldif =
+        "dn: cn=" + cn + ",ou=groups," + suffix + "\nobjectClass: groupOfNames\ncn: " + cn + "\n";
     for (const auto& member : members) {
         ldif += "member: uid=" + member.uid + ",ou=people," + suffix + "\n";
     }

@@ -100,7 +100,8 @@ std::map<std::string, double> parse_prometheus(const std::string& text) {
         }
         std::size_t used = 0;
         const std::string value = line.substr(space + 1);
-        double parsed = value == "+Inf" ? std::numeric_limits<double>::infinity() : std::stod(value, &used);
+        double parsed =
+            value == "+Inf" ? std::numeric_limits<double>::infinity() : std::stod(value, &used);
         EXPECT_TRUE(value == "+Inf" || used == value.size()) << line;
         samples[series] = parsed;
     }
@@ -258,7 +259,8 @@ owner = "ceo@beta.org"
     }
 
     Reply call(const std::string& method, const std::string& path, const std::string& body = "",
-               httplib::Headers headers = {{"Authorization", std::string("Bearer ") + k_api_token}}) {
+               httplib::Headers headers = {
+                   {"Authorization", std::string("Bearer ") + k_api_token}}) {
         httplib::Result result = method == "GET"
                                      ? m_client->Get(path, headers)
                                      : m_client->Post(path, headers, body, "application/json");
@@ -320,8 +322,9 @@ owner = "ceo@beta.org"
     }
 
     std::string authorize(const std::string& user, const std::string& action) {
-        auto reply = api("POST", "/v1/authorize",
-                         {{"user", user}, {"org", "acme"}, {"project", "vision"}, {"action", action}});
+        auto reply =
+            api("POST", "/v1/authorize",
+                {{"user", user}, {"org", "acme"}, {"project", "vision"}, {"action", action}});
         EXPECT_EQ(reply.status, 200) << reply.body.dump();
         return reply.body["allow"].get<bool>() ? "allow" : "deny";
     }
@@ -386,8 +389,8 @@ TEST_F(ServiceTest, SyncsAtStartAndOnRequestAndAnswersTheApi) {
     EXPECT_EQ(status["last_run"]["trigger"], "start");
     EXPECT_EQ(status["users"], 3);
     EXPECT_EQ(members("acme"), (std::map<std::string, std::string>{{"alice@acme.com", "admin"},
-                                                                  {"bob@acme.com", "member"},
-                                                                  {"ceo@acme.com", "owner"}}));
+                                                                   {"bob@acme.com", "member"},
+                                                                   {"ceo@acme.com", "owner"}}));
 
     // Every /v1 route wants the token.
     EXPECT_EQ(call("GET", "/v1/orgs", "", {}).status, 401);
@@ -566,7 +569,7 @@ TEST_F(ServiceTest, LogsForTheJournalWhenStderrIsTheJournal) {
     write_mapping();
     // The daemon's stderr is this file: JOURNAL_STREAM names its device and inode.
     write_file(m_dir / "log", "");
-    struct stat info{};
+    struct stat info {};
     ASSERT_EQ(::stat((m_dir / "log").c_str(), &info), 0);
     const std::string stream = std::to_string(info.st_dev) + ":" + std::to_string(info.st_ino);
     ::setenv("JOURNAL_STREAM", stream.c_str(), 1);
@@ -607,8 +610,7 @@ TEST_F(ServiceTest, LiveModeAppliesDirectoryChangesWithoutARequest) {
     EXPECT_EQ(api("POST", "/v1/sync/corp?wait=true").body["last_run"]["result"], "applied");
     m_slapd->add(person(*m_slapd, "milo", "milo@acme.com"));
     const auto again = std::chrono::steady_clock::now() + 20s;
-    while (!members("acme").contains("milo@acme.com") &&
-           std::chrono::steady_clock::now() < again) {
+    while (!members("acme").contains("milo@acme.com") && std::chrono::steady_clock::now() < again) {
         std::this_thread::sleep_for(100ms);
     }
     EXPECT_TRUE(members("acme").contains("milo@acme.com")) << m_daemon->log();
@@ -620,22 +622,26 @@ TEST_F(ServiceTest, SignupAndEmailChangeJoinAndLeaveOrgs) {
     write_mapping();
     start();
 
-    auto joined = hook({{"type", "user.signup"}, {"email", "frank@acme.com"},
-                        {"email_verified", true}, {"name", "Frank"}},
+    auto joined = hook({{"type", "user.signup"},
+                        {"email", "frank@acme.com"},
+                        {"email_verified", true},
+                        {"name", "Frank"}},
                        now(), k_hook_secret);
     ASSERT_EQ(joined.status, 200) << joined.body.dump();
     EXPECT_EQ(members("acme")["frank@acme.com"], "member");
 
     // Not verified: no org.
-    auto unverified = hook({{"type", "user.signup"}, {"email", "gina@beta.org"},
-                            {"email_verified", false}},
-                           now(), k_hook_secret);
+    auto unverified =
+        hook({{"type", "user.signup"}, {"email", "gina@beta.org"}, {"email_verified", false}},
+             now(), k_hook_secret);
     ASSERT_EQ(unverified.status, 200);
     EXPECT_EQ(unverified.body["joined"], json::array());
     EXPECT_FALSE(members("beta").contains("gina@beta.org"));
 
-    auto moved = hook({{"type", "user.email_changed"}, {"previous_email", "frank@acme.com"},
-                       {"email", "frank@beta.org"}, {"email_verified", true}},
+    auto moved = hook({{"type", "user.email_changed"},
+                       {"previous_email", "frank@acme.com"},
+                       {"email", "frank@beta.org"},
+                       {"email_verified", true}},
                       now(), k_hook_secret);
     ASSERT_EQ(moved.status, 200) << moved.body.dump();
     EXPECT_EQ(moved.body["left"], json({"acme"}));
@@ -644,8 +650,10 @@ TEST_F(ServiceTest, SignupAndEmailChangeJoinAndLeaveOrgs) {
     EXPECT_FALSE(members("acme").contains("frank@beta.org"));
     EXPECT_EQ(members("beta")["frank@beta.org"], "member");
 
-    auto unknown = hook({{"type", "user.email_changed"}, {"previous_email", "nobody@acme.com"},
-                         {"email", "nobody@beta.org"}, {"email_verified", true}},
+    auto unknown = hook({{"type", "user.email_changed"},
+                         {"previous_email", "nobody@acme.com"},
+                         {"email", "nobody@beta.org"},
+                         {"email_verified", true}},
                         now(), k_hook_secret);
     EXPECT_EQ(unknown.status, 404);
 }
@@ -656,25 +664,25 @@ class Receiver {
   public:
     Receiver() {
         m_port = m_server.bind_to_any_port("127.0.0.1");
-        m_server.Post("/hook", [this](const httplib::Request& request, httplib::Response& response) {
-            auto verified = verify(k_target_secret,
-                                   request.get_header_value(std::string(k_signature_header)),
-                                   request.body,
-                                   std::chrono::floor<std::chrono::seconds>(
-                                       std::chrono::system_clock::now()));
-            if (!verified) {
-                response.status = 401;
-                ++bad_signatures;
-                return;
-            }
-            auto body = json::parse(request.body);
-            std::lock_guard lock(m_mutex);
-            for (const auto& event : body["events"]) {
-                m_ids.insert(event["id"].get<std::string>());
-                m_events.push_back(event);
-            }
-            response.status = 204;
-        });
+        m_server.Post(
+            "/hook", [this](const httplib::Request& request, httplib::Response& response) {
+                auto verified = verify(
+                    k_target_secret, request.get_header_value(std::string(k_signature_header)),
+                    request.body,
+                    std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now()));
+                if (!verified) {
+                    response.status = 401;
+                    ++bad_signatures;
+                    return;
+                }
+                auto body = json::parse(request.body);
+                std::lock_guard lock(m_mutex);
+                for (const auto& event : body["events"]) {
+                    m_ids.insert(event["id"].get<std::string>());
+                    m_events.push_back(event);
+                }
+                response.status = 204;
+            });
     }
     ~Receiver() {
         m_server.stop();
@@ -715,8 +723,8 @@ TEST_F(ServiceTest, OutboundWebhooksArriveAfterTheReceiverComesUpAndAfterARestar
     write_mapping();
     start();
     for (const char* email : {"h1@acme.com", "h2@acme.com", "h3@beta.org"}) {
-        ASSERT_EQ(hook({{"type", "user.signup"}, {"email", email}, {"email_verified", true}},
-                       now(), k_hook_secret)
+        ASSERT_EQ(hook({{"type", "user.signup"}, {"email", email}, {"email_verified", true}}, now(),
+                       k_hook_secret)
                       .status,
                   200);
     }
