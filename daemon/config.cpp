@@ -151,6 +151,11 @@ constexpr Option<Config> k_http_options[] = {
     {.key = "api_token_file", .kind = Kind::path, .field = &Config::api_token_file},
     {.key = "tls_cert_file", .kind = Kind::path, .field = &Config::tls_cert_file},
     {.key = "tls_key_file", .kind = Kind::path, .field = &Config::tls_key_file},
+    {.key = "request_timeout",
+     .kind = Kind::duration,
+     .field = &Config::http_request_timeout,
+     .fallback = "30s",
+     .limits = {.min = 1, .max = 10 * 60}},
 };
 constexpr Pair k_http_pairs[] = {{"tls_cert_file", "tls_key_file"}};
 

@@ -74,6 +74,9 @@ struct Config {
     std::filesystem::path api_token_file;        // [http]
     std::filesystem::path tls_cert_file;         // [http]; set together with tls_key_file
     std::filesystem::path tls_key_file;
+    // [http] request_timeout: a request (headers and body) must arrive whole
+    // within it, so slow clients cannot hold the workers. 1s..10m
+    std::chrono::seconds http_request_timeout = std::chrono::seconds(30);
     std::filesystem::path mapping_file;  // [mapping] file, default "mapping.toml" next to this file
     std::string log_level = "info";      // trace|debug|info|warn|error|critical|off
     std::vector<SourceConfig> sources;   // in file order

@@ -384,91 +384,97 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
     HttpSettings settings{.host = listen.host,
                           .port = listen.port,
                           .tls_cert_file = loaded->config.tls_cert_file,
-                          .tls_key_file = loaded->config.tls_key_file};
+                          .tls_key_file = loaded->config.tls_key_file,
+                          .request_timeout = loaded->config.http_request_timeout};
     const bool tls = !settings.tls_cert_file.empty();
-    auto server = HttpServer::start(settings, [&](httplib::Server& http) {
-        http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-            t_request_start = std::chrono::steady_clock::now();
-            return httplib::Server::HandlerResponse::Unhandled;
-        });
-        http.set_logger([&](const httplib::Request& request, const httplib::Response& response) {
-            if (request.path.starts_with("/scim/v2")) {
-                metrics.observe_scim(request.method, request.path, response.status);
-            }
-            if (t_request_start != std::chrono::steady_clock::time_point{}) {
-                metrics.observe_request(request.method, request.path,
-                                        std::chrono::duration<double>(
-                                            std::chrono::steady_clock::now() - t_request_start)
-                                            .count());
-                t_request_start = {};
-            }
-        });
-        http.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
-            json_reply(response, 200, {{"status", "ok"}});
-        });
-        http.Get("/readyz", [&](const httplib::Request&, httplib::Response& response) {
-            json failing = json::array();
-            if (auto depth = store.outbox_depth(); !depth) {
-                failing.push_back({{"check", "store"}, {"reason", depth.error().message}});
-            }
-            for (const auto& source : scheduler.status()) {
-                if (source.failing()) {
-                    failing.push_back(
-                        {{"check", "source"},
-                         {"source", source.name},
-                         {"reason",
-                          fmt::format("{} failed runs in a row: {}", source.consecutive_failures,
-                                      source.last ? source.last->message() : "")}});
+    auto observe = [&](const httplib::Request& request, const httplib::Response& response) {
+        if (request.path.starts_with("/scim/v2")) {
+            metrics.observe_scim(request.method, request.path, response.status);
+        }
+        if (t_request_start != std::chrono::steady_clock::time_point{}) {
+            metrics.observe_request(
+                request.method, request.path,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t_request_start)
+                    .count());
+            t_request_start = {};
+        }
+    };
+    auto server = HttpServer::start(
+        settings,
+        [&](httplib::Server& http) {
+            http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+                t_request_start = std::chrono::steady_clock::now();
+                return httplib::Server::HandlerResponse::Unhandled;
+            });
+            http.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
+                json_reply(response, 200, {{"status", "ok"}});
+            });
+            http.Get("/readyz", [&](const httplib::Request&, httplib::Response& response) {
+                json failing = json::array();
+                if (auto depth = store.outbox_depth(); !depth) {
+                    failing.push_back({{"check", "store"}, {"reason", depth.error().message}});
                 }
-            }
-            const bool ready = failing.empty();
-            json_reply(response, ready ? 200 : 503,
-                       {{"status", ready ? "ready" : "unready"}, {"failing", failing}});
-        });
-        http.Get("/metrics", [&](const httplib::Request&, httplib::Response& response) {
-            response.set_content(registry.expose(), "text/plain; version=0.0.4; charset=utf-8");
-        });
-        auto scim = [&](const httplib::Request& request, httplib::Response& response) {
-            auto answer = scim_service.handle(to_scim_request(request, tls));
-            if (request.method != "GET" && answer.status / 100 == 2) {
-                pushes.record(answer.source);
-                outbound.notify();
-            }
-            send(response, answer);
-        };
-        const std::string pattern = R"(/scim/v2(/.*)?)";
-        http.Get(pattern, scim);
-        http.Post(pattern, scim);
-        http.Put(pattern, scim);
-        http.Patch(pattern, scim);
-        http.Delete(pattern, scim);
-        api.routes(http);
-        http.set_error_handler([](const httplib::Request& request, httplib::Response& response) {
-            if (!response.body.empty()) {
-                return;
-            }
-            std::string detail = response.status == 413   ? "the request body is too large"
-                                 : response.status == 404 ? fmt::format("no route {}", request.path)
-                                                          : fmt::format("HTTP {}", response.status);
-            if (request.path.starts_with("/scim/v2")) {
-                send(response, scim::Service::error_response(response.status, "", detail));
-            } else {
-                json_reply(response, response.status, {{"error", detail}});
-            }
-        });
-        http.set_exception_handler([](const httplib::Request& request, httplib::Response& response,
-                                      std::exception_ptr failure) {
-            std::string what = "unknown";
-            try {
-                std::rethrow_exception(failure);
-            } catch (const std::exception& caught) {
-                what = caught.what();
-            } catch (...) {
-            }
-            spdlog::error("event=http.exception path={} error=\"{}\"", request.path, what);
-            json_reply(response, 500, {{"error", "internal error"}});
-        });
-    });
+                for (const auto& source : scheduler.status()) {
+                    if (source.failing()) {
+                        failing.push_back(
+                            {{"check", "source"},
+                             {"source", source.name},
+                             {"reason", fmt::format("{} failed runs in a row: {}",
+                                                    source.consecutive_failures,
+                                                    source.last ? source.last->message() : "")}});
+                    }
+                }
+                const bool ready = failing.empty();
+                json_reply(response, ready ? 200 : 503,
+                           {{"status", ready ? "ready" : "unready"}, {"failing", failing}});
+            });
+            http.Get("/metrics", [&](const httplib::Request&, httplib::Response& response) {
+                response.set_content(registry.expose(), "text/plain; version=0.0.4; charset=utf-8");
+            });
+            auto scim = [&](const httplib::Request& request, httplib::Response& response) {
+                auto answer = scim_service.handle(to_scim_request(request, tls));
+                if (request.method != "GET" && answer.status / 100 == 2) {
+                    pushes.record(answer.source);
+                    outbound.notify();
+                }
+                send(response, answer);
+            };
+            const std::string pattern = R"(/scim/v2(/.*)?)";
+            http.Get(pattern, scim);
+            http.Post(pattern, scim);
+            http.Put(pattern, scim);
+            http.Patch(pattern, scim);
+            http.Delete(pattern, scim);
+            api.routes(http);
+            http.set_error_handler(
+                [](const httplib::Request& request, httplib::Response& response) {
+                    if (!response.body.empty()) {
+                        return;
+                    }
+                    std::string detail = response.status == 413 ? "the request body is too large"
+                                         : response.status == 404
+                                             ? fmt::format("no route {}", request.path)
+                                             : fmt::format("HTTP {}", response.status);
+                    if (request.path.starts_with("/scim/v2")) {
+                        send(response, scim::Service::error_response(response.status, "", detail));
+                    } else {
+                        json_reply(response, response.status, {{"error", detail}});
+                    }
+                });
+            http.set_exception_handler([](const httplib::Request& request,
+                                          httplib::Response& response, std::exception_ptr failure) {
+                std::string what = "unknown";
+                try {
+                    std::rethrow_exception(failure);
+                } catch (const std::exception& caught) {
+                    what = caught.what();
+                } catch (...) {
+                }
+                spdlog::error("event=http.exception path={} error=\"{}\"", request.path, what);
+                json_reply(response, 500, {{"error", "internal error"}});
+            });
+        },
+        observe);
     if (!server) {
         err << "orgsyncd: " << server.error() << '\n';
         return k_exit_error;

@@ -6,10 +6,38 @@
 #include <chrono>
 #include <thread>
 
+#include "daemon/request_deadline.hpp"
+
 namespace orgsync::daemon {
+namespace {
+
+// A fixed pool of workers, each serving one connection at a time with the
+// request deadline armed.
+class DeadlineTaskQueue final : public httplib::TaskQueue {
+  public:
+    DeadlineTaskQueue(std::size_t threads, std::chrono::milliseconds limit)
+        : m_pool(threads), m_limit(limit) {}
+
+    void enqueue(std::function<void()> connection) override {
+        m_pool.enqueue([connection = std::move(connection), limit = m_limit] {
+            request_deadline::arm(std::chrono::steady_clock::now() + limit);
+            connection();
+            request_deadline::disarm();
+        });
+    }
+
+    void shutdown() override { m_pool.shutdown(); }
+
+  private:
+    httplib::ThreadPool m_pool;
+    std::chrono::milliseconds m_limit;
+};
+
+}  // namespace
 
 std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
-    const HttpSettings& settings, const std::function<void(httplib::Server&)>& routes) {
+    const HttpSettings& settings, const std::function<void(httplib::Server&)>& routes,
+    Logger logger) {
     std::unique_ptr<HttpServer> server(new HttpServer());
     if (!settings.tls_cert_file.empty()) {
         auto tls = std::make_unique<httplib::SSLServer>(settings.tls_cert_file.c_str(),
@@ -26,7 +54,8 @@ std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
     }
     httplib::Server& http = *server->m_server;
     const std::size_t threads = settings.threads;
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+    const std::chrono::milliseconds limit = settings.request_timeout;
+    http.new_task_queue = [threads, limit] { return new DeadlineTaskQueue(threads, limit); };
     http.set_payload_max_length(settings.max_body);
     http.set_read_timeout(static_cast<time_t>(settings.read_timeout.count()));
     http.set_write_timeout(static_cast<time_t>(settings.write_timeout.count()));
@@ -34,6 +63,15 @@ std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
     http.set_keep_alive_max_count(1000);
     http.set_tcp_nodelay(true);
     routes(http);
+    // After each response: the next request on the connection gets a new
+    // deadline.
+    http.set_logger([logger = std::move(logger), limit](const httplib::Request& request,
+                                                        const httplib::Response& response) {
+        if (logger) {
+            logger(request, response);
+        }
+        request_deadline::arm(std::chrono::steady_clock::now() + limit);
+    });
     int port = 0;
     if (settings.port == 0) {
         port = http.bind_to_any_port(settings.host);

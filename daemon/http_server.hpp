@@ -3,7 +3,8 @@
 // The daemon's one HTTP listener (DESIGN §3), on cpp-httplib: plain HTTP,
 // or HTTPS when a certificate and key are configured. It bounds what a
 // client can take: request bodies, read and write timeouts, keep-alive
-// length, and a fixed pool of worker threads. Routes are registered by the
+// length, how long a request may take to arrive (request_deadline.hpp), and
+// a fixed pool of worker threads. Routes are registered by the
 // caller before the server starts accepting.
 
 #include <chrono>
@@ -18,7 +19,9 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace orgsync::daemon {
 
@@ -32,6 +35,9 @@ struct HttpSettings {
     std::chrono::seconds read_timeout{10};
     std::chrono::seconds write_timeout{10};
     std::chrono::seconds keep_alive{5};
+    // Each request's headers and body must arrive within it
+    // (request_deadline.hpp); a slower client is disconnected.
+    std::chrono::seconds request_timeout{30};
 };
 
 class HttpServer {
@@ -39,8 +45,11 @@ class HttpServer {
     // Creates the server, lets `routes` register handlers, binds the
     // address and starts accepting on a thread of its own. An error says
     // why (a TLS file that does not load, an address in use).
+    // `logger` is called after each response (the server's own logger).
+    using Logger = std::function<void(const httplib::Request&, const httplib::Response&)>;
     static std::expected<std::unique_ptr<HttpServer>, std::string> start(
-        const HttpSettings& settings, const std::function<void(httplib::Server&)>& routes);
+        const HttpSettings& settings, const std::function<void(httplib::Server&)>& routes,
+        Logger logger = {});
 
     ~HttpServer();  // stop()s
     HttpServer(const HttpServer&) = delete;

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -200,12 +201,13 @@ class ServiceTest : public ::testing::Test {
                "timeout = \"5s\"\n";
     }
 
-    void write_config(const std::string& extra) {
+    void write_config(const std::string& extra, const std::string& http_extra = "") {
         write_file(m_dir / "orgsyncd.toml", R"([store]
 path = "orgsync.db"
 [http]
 listen = "127.0.0.1:0"
 api_token_file = "api-token"
+)" + http_extra + R"(
 [mapping]
 file = "mapping.toml"
 [webhook]
@@ -820,6 +822,70 @@ TEST_F(ServiceTest, SigtermDuringASyncLeavesTheStoreWholeAndExitsZero) {
         EXPECT_EQ(*mirrored, static_cast<std::size_t>(k_users));
         EXPECT_EQ(listed->size(), static_cast<std::size_t>(k_users) + 1);
     }
+}
+
+TEST_F(ServiceTest, SlowClientsAreCutOffAndDoNotStarveOthers) {
+    write_config("", "request_timeout = \"2s\"\n");
+    write_mapping();
+    start();
+    // More slow clients than the listener has workers (16), each sending a
+    // request's first line and then a byte every 500 ms.
+    constexpr int k_slow = 24;
+    std::vector<int> sockets;
+    for (int i = 0; i < k_slow; ++i) {
+        int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_port = htons(m_daemon->port());
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address), 0);
+        const std::string head = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+        ASSERT_EQ(::send(fd, head.data(), head.size(), MSG_NOSIGNAL),
+                  static_cast<ssize_t>(head.size()));
+        sockets.push_back(fd);
+    }
+    std::atomic<int> cut_off{0};
+    std::atomic<bool> done{false};
+    std::thread trickle([&] {
+        std::vector<bool> closed(sockets.size(), false);
+        const auto until = std::chrono::steady_clock::now() + 14s;
+        while (!done && std::chrono::steady_clock::now() < until) {
+            for (std::size_t i = 0; i < sockets.size(); ++i) {
+                if (closed[i]) {
+                    continue;
+                }
+                char buffer[512];
+                const auto got = ::recv(sockets[i], buffer, sizeof buffer, MSG_DONTWAIT);
+                if (got == 0 || ::send(sockets[i], "X", 1, MSG_NOSIGNAL) < 0) {
+                    closed[i] = true;
+                    ++cut_off;
+                }
+            }
+            std::this_thread::sleep_for(500ms);
+        }
+    });
+    // Meanwhile other clients are served.
+    std::this_thread::sleep_for(500ms);
+    for (int i = 0; i < 3; ++i) {
+        httplib::Client client("127.0.0.1", m_daemon->port());
+        client.set_read_timeout(10, 0);
+        const auto started = std::chrono::steady_clock::now();
+        auto reply = client.Get("/healthz");
+        ASSERT_TRUE(reply) << httplib::to_string(reply.error());
+        EXPECT_EQ(reply->status, 200);
+        EXPECT_LT(std::chrono::steady_clock::now() - started, 9s);
+    }
+    const auto deadline = std::chrono::steady_clock::now() + 12s;
+    while (cut_off < k_slow && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(100ms);
+    }
+    done = true;
+    trickle.join();
+    EXPECT_EQ(cut_off.load(), k_slow);
+    for (int fd : sockets) {
+        ::close(fd);
+    }
+    EXPECT_EQ(m_daemon->stop(SIGTERM), 0);
 }
 
 }  // namespace
