@@ -211,9 +211,10 @@ std::string ago(Clock::time_point at) {
     return fmt::format("{}h ago", seconds / 3600);
 }
 
-// "corp: synced 2m ago, 12034 users; okta: 3 pushes/min"
-std::string status_text(const std::vector<SourceStatus>& sources, const directory::Store& store,
-                        const PushRate& pushes) {
+// "corp: synced 2m ago, 12034 users; okta: 3 pushes/min". Reads no store:
+// the main thread calls it between watchdog pings, and a long write holds
+// the store.
+std::string status_text(const std::vector<SourceStatus>& sources, const PushRate& pushes) {
     std::vector<std::string> parts;
     for (const auto& source : sources) {
         if (source.type == "scim") {
@@ -231,8 +232,8 @@ std::string status_text(const std::vector<SourceStatus>& sources, const director
             state += fmt::format(", {} failed run{} in a row", source.consecutive_failures,
                                  source.consecutive_failures == 1 ? "" : "s");
         }
-        if (auto users = store.source_user_count(source.name); users) {
-            state += fmt::format(", {} users", *users);
+        if (source.users) {
+            state += fmt::format(", {} users", *source.users);
         }
         parts.push_back(fmt::format("{}: {}", source.name, state));
     }
@@ -375,7 +376,7 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
             if (record.applied()) {
                 outbound.notify();
             }
-            sd_notifyf(0, "STATUS=%s", status_text(scheduler.status(), store, pushes).c_str());
+            sd_notifyf(0, "STATUS=%s", status_text(scheduler.status(), pushes).c_str());
         });
     registry.on_collect([&] { metrics.collect(store, scheduler.status()); });
     Api api(Api::Context{store, scheduler, metrics, current_mapping, [&] { outbound.notify(); }},
@@ -481,7 +482,7 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
     }
     spdlog::info("event=http.listening address={}:{} tls={}", listen.host, (*server)->port(), tls);
     scheduler.configure(loaded->sources);
-    sd_notifyf(0, "READY=1\nSTATUS=%s", status_text(scheduler.status(), store, pushes).c_str());
+    sd_notifyf(0, "READY=1\nSTATUS=%s", status_text(scheduler.status(), pushes).c_str());
     spdlog::info("event=daemon.ready sources={}", loaded->sources.size());
 
     // Reload (SIGHUP): everything is read and checked first; only then
@@ -532,7 +533,7 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
         next->config.tls_key_file = loaded->config.tls_key_file;
         next->scim = std::move(loaded->scim);
         *loaded = std::move(*next);
-        sd_notifyf(0, "READY=1\nSTATUS=%s", status_text(scheduler.status(), store, pushes).c_str());
+        sd_notifyf(0, "READY=1\nSTATUS=%s", status_text(scheduler.status(), pushes).c_str());
     };
 
     // Between signals: the watchdog (with WatchdogSec=, at least every half
@@ -551,7 +552,7 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
             if (watchdog) {
                 sd_notify(0, "WATCHDOG=1");
             }
-            sd_notifyf(0, "STATUS=%s", status_text(scheduler.status(), store, pushes).c_str());
+            sd_notifyf(0, "STATUS=%s", status_text(scheduler.status(), pushes).c_str());
             continue;
         }
         if (received == SIGHUP) {

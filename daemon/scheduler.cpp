@@ -144,10 +144,11 @@ class Scheduler::Worker {
 
             stop_live();
             RunRecord record = execute(*settings, *job);
+            const auto users = mirrored_users(record.source);
 
             lock.lock();
             m_status.running = false;
-            record_run(record);
+            record_run(record, users);
             if (settings->ldap) {
                 m_next = Clock::now() +
                          next_run_delay(settings->ldap->interval, settings->ldap->retry_initial,
@@ -175,9 +176,18 @@ class Scheduler::Worker {
         stop_live();
     }
 
+    // The mirror's size after a run, read before taking m_mutex.
+    std::optional<std::size_t> mirrored_users(const std::string& source) const {
+        auto users = m_owner.m_store.source_user_count(source);
+        return users ? std::optional<std::size_t>(*users) : std::nullopt;
+    }
+
     // Updates the status with a finished run; m_mutex held.
-    void record_run(const RunRecord& record) {
+    void record_run(const RunRecord& record, std::optional<std::size_t> users) {
         ++m_status.runs;
+        if (users) {
+            m_status.users = users;
+        }
         if (record.failed()) {
             ++m_status.consecutive_failures;
         } else {
@@ -264,9 +274,10 @@ class Scheduler::Worker {
                 record.mode = report.mode;
                 record.run = report.run;
                 record.finished = Clock::now();
+                const auto users = mirrored_users(name);
                 {
                     std::lock_guard lock(m_mutex);
-                    record_run(record);
+                    record_run(record, users);
                 }
                 m_owner.m_observer(record);
             });

@@ -81,6 +81,7 @@ struct SourceStatus {
     std::optional<RunRecord> last;
     std::optional<std::chrono::system_clock::time_point> last_success;
     std::optional<std::chrono::system_clock::time_point> next_run;
+    std::optional<std::size_t> users;  // mirrored, as of the last run
 
     bool failing() const {
         return failure_threshold > 0 && consecutive_failures >= failure_threshold;
