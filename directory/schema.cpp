@@ -226,11 +226,68 @@ CREATE INDEX source_groups_by_name ON source_groups (source, name);
 ALTER TABLE sync_runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'full' CHECK (kind IN ('full', 'delta'));
 )sql";
 
-constexpr std::array<Migration, 4> k_migrations{{
+// Version 5: reserved for the SCIM lookup columns of the mirror (a
+// concurrent change); nothing here.
+constexpr std::string_view k_v5 = R"sql(
+SELECT 1;
+)sql";
+
+// Version 6: a mirrored group keeps its member list in one value
+// (`members`: the member ids, sorted and unique, each followed by a NUL
+// byte) instead of one row per member. A first sync of a large directory
+// wrote 300,000 rows and two index entries each for the members; now it
+// writes one row per group. The lists live beside `source_groups` (rows of
+// a WITHOUT ROWID table should stay small) and go with their group.
+// Finding the groups of a member reads the source's member lists
+// (Store::source_memberships_of).
+constexpr std::string_view k_v6 = R"sql(
+CREATE TABLE source_group_member_lists (
+    source      TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    members     BLOB NOT NULL,
+    PRIMARY KEY (source, external_id),
+    FOREIGN KEY (source, external_id)
+        REFERENCES source_groups (source, external_id) ON DELETE CASCADE
+);
+INSERT INTO source_group_member_lists (source, external_id, members)
+SELECT g.source, g.external_id, coalesce((
+    SELECT CAST(group_concat(member_id || char(0), '') AS BLOB) FROM (
+        SELECT member_id FROM source_group_members m
+        WHERE m.source = g.source AND m.group_external_id = g.external_id
+        ORDER BY member_id)), x'')
+FROM source_groups g;
+DROP TABLE source_group_members;
+)sql";
+
+// Version 7: settled sources. `store_generation` counts the committed
+// writes that changed a row (Store::write raises it); `source_settled`
+// records, per source, that a full sync's plan was empty for the store at
+// that generation, under a key naming the mapping and the planner, so that
+// a full sync that reads an unchanged mirror into an unchanged store can
+// skip planning (Store::settled_summary).
+constexpr std::string_view k_v7 = R"sql(
+CREATE TABLE store_generation (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+INSERT INTO store_generation (id, value) VALUES (1, 0);
+
+CREATE TABLE source_settled (
+    source     TEXT PRIMARY KEY,
+    key        TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    summary    TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+)sql";
+
+constexpr std::array<Migration, 7> k_migrations{{
     {1, "organizations, users, memberships, groups, projects, datasets, grants", k_v1},
     {2, "source mirrors and audit log", k_v2},
     {3, "outbox and sync runs", k_v3},
     {4, "source cursors, mirror indexes for incremental syncs", k_v4},
+    {5, "reserved", k_v5},
+    {6, "mirrored group members packed into one value per group", k_v6},
+    {7, "store generation and settled sources", k_v7},
 }};
 
 }  // namespace
