@@ -463,6 +463,10 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
         }
     }
     std::sort(group_keys.begin(), group_keys.end(), by_key);
+    // A first sync emits hundreds of thousands of changes: growing the
+    // vector would hold two copies at once.
+    plan.changes.reserve(plan.changes.size() + keys.size() + group_keys.size() +
+                         desired.groups.size() + desired.grants.size() + 64);
     for (const std::string* key : keys) {
         const DesiredMember& want = desired.members.find(*key)->second;
         auto have = asserted.find(*key);

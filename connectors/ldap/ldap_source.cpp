@@ -511,7 +511,10 @@ Expected<LdapSyncReport> sync_ldap_source(Store& store, const mapping::Mapping& 
         "skipped_without_id={} skipped_without_email={} unresolved_members={} nested={} cycles={}",
         source.name, reason, stats.users, stats.groups, stats.pages, stats.users_without_id,
         stats.users_without_email, stats.unresolved_members, stats.nested_groups, stats.cycles);
-    auto run = sync::run_sync(store, mapping, source, *data, run_options);
+    // Moved, not copied: run_sync takes an optional, and a copy of a large
+    // directory costs as much time and memory as a fair part of the read.
+    const std::optional<sync::SourceData> fetched(std::move(*data));
+    auto run = sync::run_sync(store, mapping, source, fetched, run_options);
     if (!run) {
         return std::unexpected(run.error());
     }
