@@ -489,7 +489,8 @@ int run(const Options& options) {
         const std::size_t again_changes = again->changes.size() + again->held.size();
         again = {};
 
-        // (4) A no-change run: rewrites the mirror, applies nothing.
+        // (4) A no-change run: the mirror is unchanged and the store untouched
+        // since (2), so the source is settled and nothing is planned.
         auto rerun_timer = PhaseTimer("run_sync (no change)");
         auto rerun = sync::run_sync(store, mapping, source, fetched, run_options);
         Phase rerun_phase = rerun_timer.finish();
