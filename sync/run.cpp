@@ -371,8 +371,8 @@ using MirrorWrite = std::function<Expected<void>(Transaction&)>;
 // when the store refuses because a project would lose its last admin, the
 // plan is settled with dry runs and applied again. Blocked and failed runs
 // are recorded and change nothing else.
-// With `settle`, an applied plan without held changes is recorded as
-// settled (its changes applied, the same plan would be empty).
+// With `settle`, a plan applied as made, without held changes, is
+// recorded as settled (its changes applied, the same plan would be empty).
 Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const SourceSpec& source,
                             Plan plan, const std::string& started, std::string_view kind,
                             const MirrorWrite& write_mirror, const RunOptions& options,
@@ -387,7 +387,10 @@ Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const
         }
         return result;
     };
-    auto apply = [&]() {
+    // Only a plan applied as made is recorded as settled: one the store
+    // refused and that was settled with holds or fallback admins is planned
+    // again next time.
+    auto apply = [&](bool as_planned) {
         return store.write(source.name, [&](Transaction& tx) -> Expected<void> {
             if (write_mirror) {
                 if (auto written = write_mirror(tx); !written) {
@@ -401,7 +404,7 @@ Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const
                 !recorded) {
                 return recorded;
             }
-            if (settle && plan.held.empty()) {
+            if (settle && as_planned && plan.held.empty()) {
                 return tx.mark_settled(source.name, settle->key, settle->generation,
                                        settled_summary_text(plan.summary));
             }
@@ -421,7 +424,7 @@ Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const
         if (auto blocked = deletion_guard(plan, mapping); blocked && !options.force) {
             return finish(RunResult{"blocked", *blocked, std::move(plan)});
         }
-        auto applied = apply();
+        auto applied = apply(attempt == 0);
         if (applied) {
             return RunResult{"applied", "", std::move(plan)};
         }

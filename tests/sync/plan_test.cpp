@@ -316,6 +316,34 @@ TEST_F(LastAdminTest, FallbackAdminReplacesTheLastAdmin) {
     EXPECT_TRUE(ceo.allow);
 }
 
+// A run that held changes, or that the store refused and that was settled
+// with a fallback admin, is not settled: the next run plans again.
+TEST_F(LastAdminTest, ARunWithHeldChangesIsPlannedAgain) {
+    m_mapping.digest = "v1";
+    ASSERT_EQ(sync(m_next).result, "applied");
+    RunResult again = sync(m_next);
+    ASSERT_EQ(again.result, "applied") << again.message;
+    ASSERT_EQ(again.plan.held.size(), 1u) << to_text(again.plan);
+    EXPECT_EQ(again.plan.held[0].change.kind, ChangeKind::remove_group_member);
+}
+
+TEST_F(LastAdminTest, ARunSettledWithAFallbackAdminIsPlannedAgain) {
+    m_mapping.digest = "v1";
+    m_mapping.orgs[0].project_admin_fallback = "ceo@acme.com";
+    RunResult first = sync(m_next);
+    ASSERT_EQ(first.result, "applied") << first.message;
+    ASSERT_EQ(kinds(first.plan),
+              (std::vector<std::string>{"add_fallback_admin", "remove_group_member"}));
+    // Not settled: a mapping changed under the same digest is seen, which
+    // only a run that plans can do.
+    m_mapping.orgs[0].grants.pop_back();  // no more labelers rule
+    RunResult again = sync(m_next, /*force=*/true);
+    ASSERT_EQ(again.result, "applied") << again.message;
+    auto again_kinds = kinds(again.plan);
+    EXPECT_NE(std::find(again_kinds.begin(), again_kinds.end(), "remove_grant"), again_kinds.end())
+        << to_text(again.plan);
+}
+
 TEST_F(SyncTest, AFailingApplyLeavesTheStoreExactlyAsBefore) {
     // dan is internal in globex; acme.com would make him internal in acme too.
     write_ok([&](Transaction& tx) -> Expected<void> {
