@@ -103,12 +103,6 @@ Expected<std::size_t> hold_admin_removals(const Store& store, Plan& plan, const 
     return moved;
 }
 
-// The stored mirror, as digests by external id (Store::source_user_digests).
-struct StoredDigests {
-    std::unordered_map<std::string, MirrorDigest> users;
-    std::unordered_map<std::string, MirrorDigest> groups;
-};
-
 // Makes the stored mirror (`old`) equal to `data`, writing only what
 // differs. Called again when the first apply is retried, so `old` stays
 // as it is.
@@ -558,9 +552,26 @@ std::optional<std::string> deletion_guard(const Plan& plan, const mapping::Mappi
     return std::nullopt;
 }
 
-Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
-                             const SourceSpec& source, const std::optional<SourceData>& fetched,
-                             const RunOptions& options) {
+Expected<StoredDigests> read_stored_digests(const Store& store, std::string_view source) {
+    auto generation = store.generation();
+    if (!generation) {
+        return std::unexpected(generation.error());
+    }
+    auto users = store.source_user_digests(source);
+    auto groups = store.source_group_digests(source);
+    if (!users || !groups) {
+        return std::unexpected(!users ? users.error() : groups.error());
+    }
+    return StoredDigests{*generation, std::move(*users), std::move(*groups)};
+}
+
+namespace {
+
+// A full run: of `fetched`, compared with `pre_read` when it is still
+// current, or of the stored mirror when `fetched` is null.
+Expected<RunResult> run_full(Store& store, const mapping::Mapping& mapping,
+                             const SourceSpec& source, const SourceData* fetched,
+                             std::optional<StoredDigests> pre_read, const RunOptions& options) {
     std::string started = now_utc();
     // Read before anything the plan is made from: the run can be recorded
     // as settled only if nothing was committed since.
@@ -574,12 +585,16 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
     std::optional<SourceData> mirror;
     StoredDigests stored;
     if (fetched) {
-        auto users = store.source_user_digests(source.name);
-        auto groups = store.source_group_digests(source.name);
-        if (!users || !groups) {
-            return std::unexpected(!users ? users.error() : groups.error());
+        if (pre_read && pre_read->generation == *generation) {
+            stored = std::move(*pre_read);
+        } else {
+            auto read = read_stored_digests(store, source.name);
+            if (!read) {
+                return std::unexpected(read.error());
+            }
+            stored = std::move(*read);
+            generation = stored.generation;
         }
-        stored = StoredDigests{std::move(*users), std::move(*groups)};
     } else {
         auto read = stored_mirror(store, source.name);
         if (!read) {
@@ -673,6 +688,20 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
     }
     return execute(store, mapping, source, std::move(*plan), started, "full", write_mirror, options,
                    settle);
+}
+
+}  // namespace
+
+Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
+                             const SourceSpec& source, const std::optional<SourceData>& fetched,
+                             const RunOptions& options) {
+    return run_full(store, mapping, source, fetched ? &*fetched : nullptr, std::nullopt, options);
+}
+
+Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
+                             const SourceSpec& source, const SourceData& fetched,
+                             StoredDigests stored, const RunOptions& options) {
+    return run_full(store, mapping, source, &fetched, std::move(stored), options);
 }
 
 }  // namespace orgsync::sync

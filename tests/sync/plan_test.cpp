@@ -501,6 +501,26 @@ TEST_F(SyncTest, ASettledSourceIsNotPlannedAgainUntilSomethingChanges) {
     EXPECT_TRUE(sync(next).plan.empty());
 }
 
+// Digests read before a later write are not trusted: the run reads them
+// again, so the mirror ends up as fetched.
+TEST_F(SyncTest, StoredDigestsReadBeforeAWriteAreReadAgain) {
+    ASSERT_EQ(sync(base_data()).result, "applied");
+    auto stale = must(read_stored_digests(store(), "corp"), "read_stored_digests");
+    SourceData renamed = base_data();
+    renamed.users[3].display_name = "Dan";
+    ASSERT_EQ(sync(renamed).result, "applied");
+
+    RunResult run =
+        must(run_sync(store(), m_mapping, k_corp, base_data(), std::move(stale), RunOptions{}),
+             "run_sync");
+    ASSERT_EQ(run.result, "applied") << run.message;
+    auto users = must(store().list_source_users("corp"));
+    auto dan = std::find_if(users.begin(), users.end(),
+                            [](const SourceUser& user) { return user.external_id == "u4"; });
+    ASSERT_NE(dan, users.end());
+    EXPECT_EQ(dan->display_name, "");
+}
+
 // Without a digest (a mapping built in code) every run is planned.
 TEST_F(SyncTest, AMappingWithoutADigestIsAlwaysPlanned) {
     ASSERT_EQ(sync(base_data()).result, "applied");
