@@ -6,6 +6,7 @@
 
 #include "directory/store.hpp"
 
+#include <SQLiteCpp/Database.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "directory/error.hpp"
 #include "directory/model.hpp"
 #include "directory/policy.hpp"
+#include "directory/schema.hpp"
 #include "tests/directory/test_support.hpp"
 
 namespace orgsync::directory {
@@ -1164,6 +1166,174 @@ TEST_F(StoreTest, BulkCallEventsAreBatchedInTheOutboxWithTheirOwnIds) {
     // 1,500 new users and memberships: 3,000 events in 3 rows.
     EXPECT_EQ(must(store().outbox_depth(), "outbox_depth") - before, 3);
     EXPECT_EQ(audit_count(store()) > 3000u, true);
+}
+
+TEST_F(StoreTest, MirroredMembersAreKeptSortedAndUniqueAndFoundByMember) {
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "g2", "cn=b", "{}", {"u3", "u1"}}));
+        ORGSYNC_TRY(
+            tx.put_source_group(SourceGroup{"corp", "g1", "cn=a", "{}", {"u2", "u1", "u2", ""}}));
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "g0", "cn=empty", "{}", {}}));
+        return tx.put_source_group(SourceGroup{"okta", "g9", "cn=a", "{}", {"u1"}});
+    });
+    auto groups = must(store().list_source_groups("corp"));
+    ASSERT_EQ(groups.size(), 3U);
+    EXPECT_TRUE(groups[0].member_ids.empty());
+    EXPECT_EQ(groups[1].member_ids, (std::vector<std::string>{"", "u1", "u2"}));
+    EXPECT_EQ(groups[2].member_ids, (std::vector<std::string>{"u1", "u3"}));
+    auto found = must(store().find_source_groups("corp", {"g2", "g1"}, true));
+    ASSERT_EQ(found.size(), 2U);
+    EXPECT_EQ(found[0].member_ids, groups[1].member_ids);
+    EXPECT_EQ(found[1].member_ids, groups[2].member_ids);
+
+    using Pairs = std::vector<std::pair<std::string, std::string>>;
+    EXPECT_EQ(must(store().source_memberships_of("corp", {"u3", "u1", "nobody", "u1"})),
+              (Pairs{{"g1", "u1"}, {"g2", "u1"}, {"g2", "u3"}}));
+    EXPECT_TRUE(must(store().source_memberships_of("corp", {})).empty());
+
+    // Digests of the stored groups match those of the records written.
+    auto digests = must(store().source_group_digests("corp"));
+    EXPECT_EQ(digests.at("g1"),
+              mirror_digest(SourceGroup{"corp", "g1", "cn=a", "{}", {"u1", "u2", ""}}));
+    EXPECT_EQ(digests.at("g0"), mirror_digest(SourceGroup{"corp", "g0", "cn=empty", "{}", {}}));
+
+    auto nul = store().write("corp", [&](Transaction& tx) -> Expected<void> {
+        return tx.put_source_group(
+            SourceGroup{"corp", "g3", "cn=c", "{}", {std::string("u\0x", 3)}});
+    });
+    ASSERT_FALSE(nul);
+    EXPECT_EQ(nul.error().code, ErrorCode::invalid_argument);
+}
+
+// The member index answers source_memberships_of as the member lists
+// stand after every kind of change: members gained and lost, a group
+// deleted, more members than one multi-row insert holds.
+TEST_F(StoreTest, TheMemberIndexFollowsTheMemberLists) {
+    using Pairs = std::vector<std::pair<std::string, std::string>>;
+    std::vector<std::string> many;
+    for (int i = 0; i < 300; ++i) {
+        many.push_back("m" + std::to_string(1000 + i));
+    }
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(
+            tx.put_source_group(SourceGroup{"corp", "g1", "cn=a", "{}", {"u1", "u2", "u3"}}));
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "g2", "cn=b", "{}", {"u2"}}));
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "big", "cn=big", "{}", many}));
+        return tx.put_source_group(SourceGroup{"okta", "g1", "cn=a", "{}", {"u1"}});
+    });
+    EXPECT_EQ(must(store().source_memberships_of("corp", {"u1", "u2", "u3", "m1299"})),
+              (Pairs{{"big", "m1299"}, {"g1", "u1"}, {"g1", "u2"}, {"g2", "u2"}, {"g1", "u3"}}));
+
+    // g1 loses u1 and u2 and gains u4; big keeps one member; g2 goes.
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "g1", "cn=a", "{}", {"u4", "u3"}}));
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "big", "cn=big", "{}", {"m1150"}}));
+        return tx.delete_source_group("corp", "g2");
+    });
+    EXPECT_EQ(must(store().source_memberships_of(
+                  "corp", {"u1", "u2", "u3", "u4", "m1000", "m1150", "m1299"})),
+              (Pairs{{"big", "m1150"}, {"g1", "u3"}, {"g1", "u4"}}));
+    EXPECT_EQ(must(store().source_memberships_of("okta", {"u1"})), (Pairs{{"g1", "u1"}}));
+
+    // A write that fails leaves the index as it was.
+    auto failed = store().write("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "g1", "cn=a", "{}", {"u9"}}));
+        return fail(ErrorCode::invalid_argument, "rolled back");
+    });
+    EXPECT_FALSE(failed);
+    EXPECT_EQ(must(store().source_memberships_of("corp", {"u3", "u9"})), (Pairs{{"g1", "u3"}}));
+}
+
+TEST(StoreMigrationTest, MirroredMembersOfAnOlderFileArePackedPerGroup) {
+    test_support::TempDir dir;
+    const auto path = dir.path() / "store.db";
+    {
+        SQLite::Database db(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        for (const auto& migration : schema::migrations()) {
+            if (migration.version <= 4) {
+                db.exec(std::string(migration.sql));
+            }
+        }
+        db.exec("PRAGMA user_version = 4");
+        db.exec(
+            "INSERT INTO source_groups (source, external_id, name) VALUES ('corp', 'g1', 'cn=a'), "
+            "('corp', 'g2', 'cn=empty'), ('okta', 'g1', 'cn=a')");
+        db.exec(
+            "INSERT INTO source_group_members VALUES ('corp', 'g1', 'u2'), ('corp', 'g1', 'u10'), "
+            "('corp', 'g1', 'u1'), ('okta', 'g1', 'x')");
+    }
+    auto store = Store::open(path);
+    ASSERT_TRUE(store) << store.error().message;
+    auto groups = must((*store)->list_source_groups("corp"));
+    ASSERT_EQ(groups.size(), 2U);
+    EXPECT_EQ(groups[0].member_ids, (std::vector<std::string>{"u1", "u10", "u2"}));
+    EXPECT_TRUE(groups[1].member_ids.empty());
+    EXPECT_EQ(must((*store)->list_source_groups("okta"))[0].member_ids,
+              (std::vector<std::string>{"x"}));
+    EXPECT_EQ(must((*store)->source_group_digests("corp")).at("g1"),
+              mirror_digest(SourceGroup{"corp", "g1", "cn=a", "{}", {"u2", "u1", "u10"}}));
+    using Pairs = std::vector<std::pair<std::string, std::string>>;
+    EXPECT_EQ(must((*store)->source_memberships_of("corp", {"u10", "u1", "x"})),
+              (Pairs{{"g1", "u1"}, {"g1", "u10"}}));
+    EXPECT_EQ(must((*store)->source_memberships_of("okta", {"x"})), (Pairs{{"g1", "x"}}));
+}
+
+TEST_F(StoreTest, TheGenerationMovesWithEveryWriteThatChangesARow) {
+    const auto before = must(store().generation());
+    write_ok([&](Transaction&) -> Expected<void> { return {}; });
+    EXPECT_EQ(must(store().generation()), before);  // nothing written
+    auto dry = store().check_write("corp", [&](Transaction& tx) -> Expected<void> {
+        return tx.put_source_user(SourceUser{"corp", "u1", "a@acme.com", "", true, "{}"});
+    });
+    ASSERT_TRUE(dry) << dry.error().message;
+    EXPECT_EQ(must(store().generation()), before);  // rolled back
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        return tx.put_source_user(SourceUser{"corp", "u1", "a@acme.com", "", true, "{}"});
+    });
+    EXPECT_EQ(must(store().generation()), before + 1);
+    auto failed = store().write("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.put_source_user(SourceUser{"corp", "u2", "b@acme.com", "", true, "{}"}));
+        return fail(ErrorCode::invalid_argument, "rolled back");
+    });
+    EXPECT_FALSE(failed);
+    EXPECT_EQ(must(store().generation()), before + 1);
+}
+
+TEST_F(StoreTest, ASettledSourceStaysSettledOnlyWhileNothingIsWritten) {
+    auto generation = must(store().generation());
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", generation)), std::nullopt);
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.put_source_user(SourceUser{"corp", "u1", "a@acme.com", "", true, "{}"}));
+        return tx.mark_settled("corp", "k1", generation, "counts");
+    });
+    generation = must(store().generation());
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", generation)), "counts");
+    EXPECT_EQ(must(store().settled_summary("corp", "k2", generation)), std::nullopt);
+    EXPECT_EQ(must(store().settled_summary("okta", "k1", generation)), std::nullopt);
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", generation - 1)), std::nullopt);
+
+    // Settled again on its own generation; any other write ends it.
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        return tx.mark_settled("corp", "k1", generation, "again");
+    });
+    generation = must(store().generation());
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", generation)), "again");
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        auto added = add_member(tx, acme, "new@acme.com", UserType::internal, OrgRole::member);
+        if (!added) {
+            return std::unexpected(added.error());
+        }
+        return {};
+    });
+    generation = must(store().generation());
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", generation)), std::nullopt);
+
+    // A mark made on a stale generation records nothing.
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        return tx.mark_settled("corp", "k1", generation - 1, "stale");
+    });
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", must(store().generation()))),
+              std::nullopt);
 }
 
 }  // namespace
