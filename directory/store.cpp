@@ -570,6 +570,7 @@ class TransactionImpl final : public Transaction {
             // The cascade also removes the user's grants and group
             // memberships in the org; the view drops them.
             touch_user_grants_of(org, user);
+            check_admins_through_groups_of(org, user);
             m_members.erase({org, user});
             m_db.run("DELETE FROM memberships WHERE org_id = ? AND user_id = ?", org, user);
             audit("membership.removed", row->slug, *email,
@@ -621,6 +622,7 @@ class TransactionImpl final : public Transaction {
             return std::unexpected(info.error());
         }
         auto [org, name] = *info;
+        check_admins_through(group);  // its grants and members go with it
         m_db.run("DELETE FROM groups WHERE id = ?", group);
         touch_org(org);
         audit("group.deleted", org_row(org)->slug, name, json::object());
@@ -666,6 +668,7 @@ class TransactionImpl final : public Transaction {
                      group, user, source);
         if (removed > 0) {
             touch_member(org, user);
+            check_admins_through(group);
             audit("group.member_removed", org_row(org)->slug, name,
                   json{{"user", *user_email(user)}, {"retracted_by", source}});
         }
@@ -694,6 +697,7 @@ class TransactionImpl final : public Transaction {
                  visibility);
         ProjectId project = m_db.last_insert_id();
         touch_org(org);
+        m_admin_checks.insert(project);  // it must get its first admin
         audit("project.created", row->slug, std::string(slug),
               json{{"visibility", to_string(visibility)}, {"tags", tags}});
         if (auto tagged = write_tags(project, tags); !tagged) {
@@ -1097,8 +1101,9 @@ class TransactionImpl final : public Transaction {
 
     // ---- deferred invariant checks -----------------------------------------
 
-    // Invariants 2, 3 and 5 hold for every member and org this transaction
-    // touched; checked once, before commit.
+    // Invariants 2 and 3 hold for every member this transaction touched, 5
+    // for every project it may have taken an admin from; checked once,
+    // before commit.
     Expected<void> check_invariants() {
         if (m_commit_error) {
             return std::unexpected(*m_commit_error);
@@ -1139,28 +1144,62 @@ class TransactionImpl final : public Transaction {
                 }
             }
         }
-        for (OrgId org : m_touched_orgs) {
-            auto& q = m_db.query(
-                "SELECT p.slug FROM projects p WHERE p.org_id = ? AND NOT EXISTS (SELECT 1 FROM "
-                "project_user_grants g WHERE g.project_id = p.id AND g.level = 'admin') AND NOT "
-                "EXISTS (SELECT 1 FROM project_group_grants g JOIN group_members gm ON "
-                "gm.group_id = g.group_id WHERE g.project_id = p.id AND g.level = 'admin') "
-                "ORDER BY p.slug LIMIT 1",
-                org);
-            if (q.executeStep()) {
-                std::string project = q.getColumn(0).getString();
-                std::string org_slug = org_row(org)->slug;
-                return fail(ErrorCode::last_project_admin,
-                            fmt::format("project {} of org {} would have no admin left; grant "
-                                        "admin to a replacement first",
-                                        project, org_slug),
-                            org_slug + "/" + project);
-            }
-        }
-        return {};
+        return check_project_admins();
     }
 
   private:
+    // Invariant 5 for the projects this transaction may have taken an admin
+    // from (m_admin_checks). Every other project kept its admin grants and
+    // the members of its admin groups, and had an admin before the
+    // transaction (the invariant holds at every commit), so it still has
+    // one. Of several projects left without an admin, the error names the
+    // first by org id, then slug: the one a scan of every touched org, in
+    // id order and by slug, finds first.
+    Expected<void> check_project_admins() {
+        std::optional<std::pair<OrgId, std::string>> first;
+        for (ProjectId project : m_admin_checks) {
+            auto& q = m_db.query(
+                "SELECT p.org_id, p.slug FROM projects p WHERE p.id = ? AND NOT EXISTS (SELECT 1 "
+                "FROM project_user_grants g WHERE g.project_id = p.id AND g.level = 'admin') AND "
+                "NOT EXISTS (SELECT 1 FROM project_group_grants g JOIN group_members gm ON "
+                "gm.group_id = g.group_id WHERE g.project_id = p.id AND g.level = 'admin')",
+                project);
+            if (!q.executeStep()) {
+                continue;  // it has an admin, or was deleted
+            }
+            std::pair<OrgId, std::string> found{q.getColumn(0).getInt64(),
+                                                q.getColumn(1).getString()};
+            if (!first || found < *first) {
+                first = std::move(found);
+            }
+        }
+        if (!first) {
+            return {};
+        }
+        const auto& [org, project] = *first;
+        std::string org_slug = org_row(org)->slug;
+        return fail(ErrorCode::last_project_admin,
+                    fmt::format("project {} of org {} would have no admin left; grant admin to a "
+                                "replacement first",
+                                project, org_slug),
+                    org_slug + "/" + project);
+    }
+
+    // The projects `group` holds grants on, whose admins may be gone when
+    // the group loses members or is deleted (invariant 5). Once per group
+    // and transaction: a grant given to the group later in the transaction
+    // notes its project itself (touch_grant).
+    void check_admins_through(GroupId group) {
+        if (!m_admin_check_groups.insert(group).second) {
+            return;
+        }
+        auto& q = m_db.query(
+            "SELECT DISTINCT project_id FROM project_group_grants WHERE group_id = ?", group);
+        while (q.executeStep()) {
+            m_admin_checks.insert(q.getColumn(0).getInt64());
+        }
+    }
+
     // Above this many touched members, invariants 2 and 3 are checked with
     // one scan of each touched org instead of a query per member. Every
     // member outside the touched ones held them already, so the answer is
@@ -1608,6 +1647,9 @@ class TransactionImpl final : public Transaction {
     // A user grant changes one entry of a project's or dataset's view; a
     // group grant reorders the group grants: the org's view is rebuilt.
     void touch_grant(const GrantTable& table, OrgId org, std::int64_t target, Principal principal) {
+        if (&table == &k_project_grants) {
+            m_admin_checks.insert(target);
+        }
         if (principal.kind != PrincipalKind::user) {
             touch_org(org);
             return;
@@ -1632,6 +1674,23 @@ class TransactionImpl final : public Transaction {
                 touch_grant(*table, org, q.getColumn(0).getInt64(),
                             Principal{PrincipalKind::user, user});
             }
+        }
+    }
+
+    // Before a membership ends: the projects of the groups its cascade
+    // removes the user from.
+    void check_admins_through_groups_of(OrgId org, UserId user) {
+        std::vector<GroupId> groups;
+        {
+            auto& q = m_db.query(
+                "SELECT DISTINCT group_id FROM group_members WHERE org_id = ? AND user_id = ?", org,
+                user);
+            while (q.executeStep()) {
+                groups.push_back(q.getColumn(0).getInt64());
+            }
+        }
+        for (GroupId group : groups) {
+            check_admins_through(group);
         }
     }
 
@@ -1855,6 +1914,10 @@ class TransactionImpl final : public Transaction {
     std::string m_source;
     std::set<OrgId> m_touched_orgs;  // orgs whose view changes
     std::set<OrgId> m_rebuild_orgs;  // of those, the ones rebuilt whole
+    // Projects whose admins this transaction may have removed (invariant 5),
+    // and the groups whose projects are already among them.
+    std::set<ProjectId> m_admin_checks;
+    std::set<GroupId> m_admin_check_groups;
     // Appended as members are touched (a first sync touches hundreds of
     // thousands), sorted and deduplicated when read.
     mutable std::vector<std::pair<OrgId, UserId>> m_touched_members;

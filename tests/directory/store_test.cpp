@@ -592,6 +592,103 @@ TEST_F(StoreTest, ReplacingTheLastProjectAdminInOneWriteSucceeds) {
     EXPECT_EQ(grants_of(vision), std::vector<std::string>{"member@acme.com admin"});
 }
 
+// Invariant 5 is checked for the projects a write may have taken an admin
+// from, not by a scan of the org: each way of losing the last admin is
+// still caught when the write touches one project of many, and a write
+// that touches several names the first by slug, as the scan did.
+TEST_F(StoreTest, ALastProjectAdminIsStillCaughtAmongManyProjects) {
+    UserId solo = 0;
+    GroupId leads = 0;
+    GroupId alone = 0;
+    std::vector<ProjectId> projects;
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        for (int i = 10; i < 50; ++i) {
+            ProjectId project = 0;
+            ORGSYNC_ASSIGN(project, tx.create_project(acme, "p" + std::to_string(i),
+                                                      Visibility::private_, {}, owner));
+            projects.push_back(project);
+        }
+        ORGSYNC_ASSIGN(solo,
+                       add_member(tx, acme, "new@acme.com", UserType::internal, OrgRole::member));
+        ORGSYNC_ASSIGN(leads, tx.create_group(acme, "leads"));
+        ORGSYNC_ASSIGN(alone, tx.create_group(acme, "alone"));
+        ORGSYNC_TRY(tx.add_group_member(leads, admin, k_manual_source));
+        ORGSYNC_TRY(tx.add_group_member(alone, solo, k_manual_source));
+        // p37: member@acme.com alone; p23: the group leads alone; p15: the
+        // group alone, whose only member is new@acme.com.
+        ORGSYNC_TRY(
+            tx.grant_project(projects[27], user_principal(member), Level::admin, k_manual_source));
+        ORGSYNC_TRY(
+            tx.grant_project(projects[13], group_principal(leads), Level::admin, k_manual_source));
+        ORGSYNC_TRY(
+            tx.grant_project(projects[5], group_principal(alone), Level::admin, k_manual_source));
+        for (std::size_t i : {27U, 13U, 5U}) {
+            ORGSYNC_TRY(tx.revoke_project(projects[i], user_principal(owner), k_manual_source));
+        }
+        return {};
+    });
+    auto rejected_naming = [&](const test_support::Body& body, const std::string& subject) {
+        const std::string before = state();
+        auto result = write(body);
+        ASSERT_TRUE(fails_with(result, ErrorCode::last_project_admin));
+        EXPECT_EQ(result.error().subject, subject);
+        EXPECT_NE(result.error().message.find("project " + subject.substr(5) + " of org acme"),
+                  std::string::npos)
+            << result.error().message;
+        EXPECT_EQ(state(), before);
+    };
+    // A grant revoked or lowered.
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            return tx.revoke_project(projects[27], user_principal(member), k_manual_source);
+        },
+        "acme/p37");
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            return tx.grant_project(projects[13], group_principal(leads), Level::read,
+                                    k_manual_source);
+        },
+        "acme/p23");
+    // The admin group's last member leaves it; the group is deleted.
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            return tx.remove_group_member(leads, admin, k_manual_source);
+        },
+        "acme/p23");
+    rejected_naming([&](Transaction& tx) -> Expected<void> { return tx.delete_group(alone); },
+                    "acme/p15");
+    // A membership ends: its user grants and group memberships go with it.
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            return tx.retract_membership(acme, member, k_manual_source);
+        },
+        "acme/p37");
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            return tx.retract_membership(acme, solo, k_manual_source);
+        },
+        "acme/p15");
+    // Three at once: the first by slug is named.
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            ORGSYNC_TRY(tx.retract_membership(acme, member, k_manual_source));
+            ORGSYNC_TRY(tx.retract_membership(acme, solo, k_manual_source));
+            return tx.delete_group(leads);
+        },
+        "acme/p15");
+
+    // Writes that leave every project an admin pass: another project's
+    // grants, a new member, a group member replaced in one write.
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(
+            tx.grant_project(projects[30], user_principal(guest), Level::read, k_manual_source));
+        ORGSYNC_TRY(discard(
+            add_member(tx, acme, "ext@partner.example", UserType::external, OrgRole::guest)));
+        ORGSYNC_TRY(tx.add_group_member(leads, member, k_manual_source));
+        return tx.remove_group_member(leads, admin, k_manual_source);
+    });
+}
+
 // ---------------------------------------------------------------------------
 // Invariant 6: a grant to a non-member makes them a guest.
 
