@@ -970,7 +970,11 @@ class TransactionImpl final : public Transaction {
         if (!row) {
             return std::unexpected(row.error());
         }
-        ChecksOff unchecked(*this);  // destroyed last: the batch flushes unchecked too
+        // Destroyed last: the batch flushes unchecked too.
+        std::optional<ChecksOff> unchecked;
+        if (members.size() >= k_unchecked_entries) {
+            unchecked.emplace(*this);
+        }
         BulkEvents batch(*this, row->slug);
         std::vector<StagedMember> staged;
         std::unordered_set<std::string> seen_emails;
@@ -1072,7 +1076,10 @@ class TransactionImpl final : public Transaction {
         if (!row) {
             return std::unexpected(row.error());
         }
-        ChecksOff unchecked(*this);  // destroyed last: the batch flushes unchecked too
+        std::optional<ChecksOff> unchecked;  // destroyed last, as in add_members
+        if (emails.size() >= k_unchecked_entries) {
+            unchecked.emplace(*this);
+        }
         BulkEvents batch(*this, row->slug);
         for (const auto& given : emails) {
             auto email = canonical(given);
@@ -1262,8 +1269,14 @@ class TransactionImpl final : public Transaction {
     // the rows they guard: SQLite builds a temporary index for every IN list
     // of every statement it runs. The bulk calls write only values that are
     // valid by construction (enum spellings, JSON they generate, ids they
-    // looked up) and turn the checks off while they run; the single calls
-    // keep them.
+    // looked up) and turn the checks off while they run, when they write at
+    // least k_unchecked_entries entries; the single calls keep them.
+    // Setting the pragma expires every prepared statement of the connection
+    // (SQLite recompiles them on their next use, about 20-50 µs each), which
+    // costs a small call (one SCIM push: a member or two) more than the
+    // checks it skips.
+    static constexpr std::size_t k_unchecked_entries = 256;
+
     class ChecksOff {
       public:
         explicit ChecksOff(TransactionImpl& tx) : m_tx(tx) {
