@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "bench/bench_support.hpp"
+#include "config/fingerprint.hpp"
 #include "connectors/ldap/directory_reader.hpp"
 #include "connectors/ldap/ldap_source.hpp"
 #include "directory/store.hpp"
@@ -407,6 +408,11 @@ mapping::Mapping make_mapping(std::size_t groups) {
                 std::nullopt, level, DatasetAccess::read});
         }
     }
+    // What loading a mapping file sets from its text: the mapping is a
+    // function of `groups`. Full syncs that find nothing changed rely on it
+    // (sync::run_sync, settled sources).
+    result.digest =
+        fmt::format("{:016x}", config::fnv1a(fmt::format("ldap_bench groups={}", groups)));
     return result;
 }
 

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "bench/bench_support.hpp"
+#include "config/fingerprint.hpp"
 #include "directory/store.hpp"
 #include "mapping/mapping.hpp"
 #include "sync/plan.hpp"
@@ -245,6 +246,11 @@ mapping::Mapping make_mapping(std::size_t groups) {
                 std::nullopt, level, DatasetAccess::read});
         }
     }
+    // What loading a mapping file sets from its text: the mapping is a
+    // function of `groups`. Full syncs that find nothing changed rely on it
+    // (sync::run_sync, settled sources).
+    result.digest =
+        fmt::format("{:016x}", config::fnv1a(fmt::format("sync_bench groups={}", groups)));
     return result;
 }
 
@@ -376,6 +382,10 @@ int run(const Options& options) {
     auto generate = PhaseTimer("generate");
     mapping::Mapping mapping = make_mapping(groups);
     Mirror mirror = make_mirror(options, groups, memberships, random);
+    // run_sync takes an optional: the mirror is moved into one once instead
+    // of being copied at every call.
+    const std::optional<sync::SourceData> fetched(std::move(mirror.data));
+    const sync::SourceData& data = *fetched;
     std::size_t role_rules = 0;
     std::size_t grant_rules = 0;
     for (const auto& org : mapping.orgs) {
@@ -385,9 +395,8 @@ int run(const Options& options) {
     fmt::print(
         "target: {} users ({} at unmapped domains, {} disabled), {} groups, {} group memberships "
         "(largest group {}), {} orgs with {} role rules and {} grant rules for source {}\n",
-        mirror.data.users.size(), mirror.unmapped, mirror.inactive, mirror.data.groups.size(),
-        mirror.memberships, mirror.largest_group, mapping.orgs.size(), role_rules, grant_rules,
-        k_source);
+        data.users.size(), mirror.unmapped, mirror.inactive, data.groups.size(), mirror.memberships,
+        mirror.largest_group, mapping.orgs.size(), role_rules, grant_rules, k_source);
     print_phase(generate.finish(), "");
 
     auto dir = make_temp_dir("orgsync-sync-bench");
@@ -404,7 +413,7 @@ int run(const Options& options) {
 
         // (1) The first plan, against the empty store.
         auto first_plan_timer = PhaseTimer("plan (empty store)");
-        auto first_plan = sync::prepare_plan(store, mapping, source, mirror.data);
+        auto first_plan = sync::prepare_plan(store, mapping, source, data);
         Phase first_plan_phase = first_plan_timer.finish();
         if (!first_plan) {
             fmt::print(stderr, "sync_bench: prepare_plan failed: {}\n", first_plan.error().message);
@@ -427,7 +436,7 @@ int run(const Options& options) {
         // (2) The first full apply: run_sync plans again, replaces the
         // mirror, applies and records the run.
         auto apply_timer = PhaseTimer("run_sync (first)");
-        auto applied = sync::run_sync(store, mapping, source, mirror.data, run_options);
+        auto applied = sync::run_sync(store, mapping, source, fetched, run_options);
         Phase apply_phase = apply_timer.finish();
         if (!applied) {
             fmt::print(stderr, "sync_bench: run_sync failed: {}\n", applied.error().message);
@@ -461,7 +470,7 @@ int run(const Options& options) {
 
         // (3) The same mirror again: the plan must be empty.
         auto again_timer = PhaseTimer("plan (no change)");
-        auto again = sync::prepare_plan(store, mapping, source, mirror.data);
+        auto again = sync::prepare_plan(store, mapping, source, data);
         Phase again_phase = again_timer.finish();
         if (!again) {
             fmt::print(stderr, "sync_bench: no-change prepare_plan failed: {}\n",
@@ -480,9 +489,10 @@ int run(const Options& options) {
         const std::size_t again_changes = again->changes.size() + again->held.size();
         again = {};
 
-        // (4) A no-change run: rewrites the mirror, applies nothing.
+        // (4) A no-change run: the mirror is unchanged and the store untouched
+        // since (2), so the source is settled and nothing is planned.
         auto rerun_timer = PhaseTimer("run_sync (no change)");
-        auto rerun = sync::run_sync(store, mapping, source, mirror.data, run_options);
+        auto rerun = sync::run_sync(store, mapping, source, fetched, run_options);
         Phase rerun_phase = rerun_timer.finish();
         if (!rerun) {
             fmt::print(stderr, "sync_bench: no-change run_sync failed: {}\n",
@@ -500,10 +510,10 @@ int run(const Options& options) {
         // (5) An incremental run: 100 users changed in the directory (new
         // address, disabled, or moved into an admin group).
         sync::SourceDelta delta;
-        const std::size_t changed = std::min<std::size_t>(100, mirror.data.users.size() / 10);
-        SourceGroup admins = mirror.data.groups.back();  // named by an admin rule
+        const std::size_t changed = std::min<std::size_t>(100, data.users.size() / 10);
+        SourceGroup admins = data.groups.back();  // named by an admin rule
         for (std::size_t i = 0; i < changed; ++i) {
-            SourceUser user = mirror.data.users[k_orgs.size() + i * 7];
+            SourceUser user = data.users[k_orgs.size() + i * 7];
             switch (i % 3) {
                 case 0:
                     user.email = fmt::format("moved{}@{}", i, k_orgs[i % k_orgs.size()].domain);
@@ -551,11 +561,10 @@ int run(const Options& options) {
             "no_change_plan_changes={} no_change_run_s={:.3f} delta_run_s={:.3f} "
             "delta_changes={} peak_rss_mib={:.1f} "
             "rss_after_first_plan_mib={:.1f} rss_after_first_run_mib={:.1f} status={}\n",
-            mirror.data.users.size(), mirror.data.groups.size(), mirror.memberships,
-            first_plan_phase.seconds, first_changes, apply_phase.seconds, applied_changes,
-            again_phase.seconds, again_changes, rerun_phase.seconds, delta_phase.seconds,
-            by_delta->plan.changes.size(), peak, first_plan_phase.peak_rss, apply_phase.peak_rss,
-            status == 0 ? "ok" : "failed");
+            data.users.size(), data.groups.size(), mirror.memberships, first_plan_phase.seconds,
+            first_changes, apply_phase.seconds, applied_changes, again_phase.seconds, again_changes,
+            rerun_phase.seconds, delta_phase.seconds, by_delta->plan.changes.size(), peak,
+            first_plan_phase.peak_rss, apply_phase.peak_rss, status == 0 ? "ok" : "failed");
         std::fflush(stdout);
     }
 

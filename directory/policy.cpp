@@ -185,9 +185,19 @@ Expected<Decision> authorize(const Snapshot& snapshot, const Request& request) {
     if (org == nullptr) {
         return fail(ErrorCode::not_found, fmt::format("no org {}", request.org));
     }
+    // The member's and the project's or dataset's shards load together.
+    auto member_probe = org->members.probe(email);
+    decltype(org->projects.probe({})) project_probe;
+    if (request.project) {
+        project_probe = org->projects.probe(*request.project);
+    }
+    decltype(org->datasets.probe({})) dataset_probe;
+    if (request.dataset) {
+        dataset_probe = org->datasets.probe(*request.dataset);
+    }
     const ProjectView* project = nullptr;
     if (request.project) {
-        project = org->projects.get(*request.project);
+        project = org->projects.get(project_probe);
         if (project == nullptr) {
             return fail(ErrorCode::not_found,
                         fmt::format("no project {} in org {}", *request.project, org->slug));
@@ -195,7 +205,7 @@ Expected<Decision> authorize(const Snapshot& snapshot, const Request& request) {
     }
     const DatasetView* dataset = nullptr;
     if (request.dataset) {
-        dataset = org->datasets.get(*request.dataset);
+        dataset = org->datasets.get(dataset_probe);
         if (dataset == nullptr) {
             return fail(ErrorCode::not_found,
                         fmt::format("no dataset {} in org {}", *request.dataset, org->slug));
@@ -203,7 +213,7 @@ Expected<Decision> authorize(const Snapshot& snapshot, const Request& request) {
     }
 
     Decision decision;
-    const MemberView* found = org->members.get(email);
+    const MemberView* found = org->members.get(member_probe);
     if (found == nullptr) {
         decision.reason = fmt::format("{} is not a member of org {}", email, org->slug);
         return decision;

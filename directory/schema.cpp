@@ -273,13 +273,75 @@ CREATE TABLE webhook_dead_letters (
 CREATE INDEX webhook_dead_letters_by_target ON webhook_dead_letters (target, id);
 )sql";
 
-constexpr std::array<Migration, 6> k_migrations{{
+// Version 7: a mirrored group keeps its member list in one value
+// (`members`: the member ids, sorted and unique, each followed by a NUL
+// byte) instead of one row per member. A first sync of a large directory
+// wrote 300,000 member rows with two b-trees (the rows by group, the index
+// by member); now it writes one list per group, beside `source_groups`
+// (rows of a WITHOUT ROWID table should stay small), that goes with its
+// group. The groups of a member are found through `source_member_groups`,
+// one b-tree keyed by member (Store::source_memberships_of: a user's
+// groups for incremental syncs and SCIM); Transaction::put_source_group
+// writes only the members a list gained or lost there.
+constexpr std::string_view k_packed_members = R"sql(
+CREATE TABLE source_group_member_lists (
+    source      TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    members     BLOB NOT NULL,
+    PRIMARY KEY (source, external_id),
+    FOREIGN KEY (source, external_id)
+        REFERENCES source_groups (source, external_id) ON DELETE CASCADE
+);
+INSERT INTO source_group_member_lists (source, external_id, members)
+SELECT g.source, g.external_id, coalesce((
+    SELECT CAST(group_concat(member_id || char(0), '') AS BLOB) FROM (
+        SELECT member_id FROM source_group_members m
+        WHERE m.source = g.source AND m.group_external_id = g.external_id
+        ORDER BY member_id)), x'')
+FROM source_groups g;
+
+CREATE TABLE source_member_groups (
+    source            TEXT NOT NULL,
+    member_id         TEXT NOT NULL,
+    group_external_id TEXT NOT NULL,
+    PRIMARY KEY (source, member_id, group_external_id)
+) WITHOUT ROWID;
+INSERT INTO source_member_groups (source, member_id, group_external_id)
+SELECT source, member_id, group_external_id FROM source_group_members;
+
+DROP TABLE source_group_members;
+)sql";
+
+// Version 8: settled sources. `store_generation` counts the committed
+// writes that changed a row (Store::write raises it); `source_settled`
+// records, per source, that a full sync's plan was empty for the store at
+// that generation, under a key naming the mapping and the planner, so that
+// a full sync that reads an unchanged mirror into an unchanged store can
+// skip planning (Store::settled_summary).
+constexpr std::string_view k_settled_sources = R"sql(
+CREATE TABLE store_generation (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    value INTEGER NOT NULL
+);
+INSERT INTO store_generation (id, value) VALUES (1, 0);
+
+CREATE TABLE source_settled (
+    source     TEXT PRIMARY KEY,
+    key        TEXT NOT NULL,
+    generation INTEGER NOT NULL,
+    summary    TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+)sql";
+
+constexpr std::array<Migration, 8> k_migrations{{
     {1, "organizations, users, memberships, groups, projects, datasets, grants", k_v1},
     {2, "source mirrors and audit log", k_v2},
     {3, "outbox and sync runs", k_v3},
     {4, "source cursors, mirror indexes for incremental syncs", k_v4},
     {5, "mirror indexes for SCIM lookups", k_v5},
     {6, "outbound webhook delivery: per-target progress, dead letters", k_webhook_delivery},
+    {7, "mirrored group members packed into one value per group, member index", k_packed_members},
+    {8, "store generation and settled sources", k_settled_sources},
 }};
 
 }  // namespace

@@ -55,6 +55,11 @@ class ShardedMapEditor;
 // one pointer per shard; ShardedMapEditor (snapshot_builder.hpp) changes a
 // copy by replacing only the shards it writes to, so two maps that differ
 // in a few keys share every other shard.
+//
+// Each shard owns its entries in a StringMap and keeps beside it an
+// open-addressing index of (hash, entry) slots, whose address the map keeps
+// next to the shard pointer: a lookup reads one slot and, when the hash
+// matches, one entry, never a shard header or a bucket list.
 template <typename V>
 class ShardedMap {
   public:
@@ -64,6 +69,46 @@ class ShardedMap {
     // More shards than this cost more to copy than their smaller size saves.
     static constexpr std::size_t k_max_shards = 1024;
 
+  private:
+    struct Slot {
+        std::size_t hash = 0;
+        const value_type* entry = nullptr;  // null: empty
+    };
+
+    // Never changed once shared; ShardedMapEditor re-indexes its own copies.
+    // Not copyable: the slots point into this object's own entries.
+    struct ShardData {
+        ShardData() = default;
+        ShardData(const ShardData&) = delete;
+        ShardData& operator=(const ShardData&) = delete;
+
+        Shard entries;
+        std::vector<Slot> slots;  // a power of two, at most half full
+
+        void index() {
+            std::size_t capacity = std::bit_ceil(std::max<std::size_t>(2, 2 * entries.size()));
+            slots.assign(capacity, Slot{});
+            for (const auto& entry : entries) {
+                std::size_t hash = StringHash{}(entry.first);
+                std::size_t i = hash & (capacity - 1);
+                while (slots[i].entry != nullptr) {
+                    i = (i + 1) & (capacity - 1);
+                }
+                slots[i] = Slot{hash, &entry};
+            }
+        }
+    };
+
+    struct ShardRef {
+        std::shared_ptr<const ShardData> data;
+        const Slot* slots = nullptr;  // data->slots, read without touching *data
+        std::size_t mask = 0;         // data->slots.size() - 1
+
+        explicit ShardRef(std::shared_ptr<const ShardData> shard)
+            : data(std::move(shard)), slots(data->slots.data()), mask(data->slots.size() - 1) {}
+    };
+
+  public:
     class const_iterator {
       public:
         using value_type = typename Shard::value_type;
@@ -91,20 +136,20 @@ class ShardedMap {
 
       private:
         friend class ShardedMap;
-        using ShardRef = const std::shared_ptr<const Shard>*;
 
-        const_iterator(ShardRef shard, ShardRef end, typename Shard::const_iterator entry)
+        const_iterator(const ShardRef* shard, const ShardRef* end,
+                       typename Shard::const_iterator entry)
             : m_shard(shard), m_end(end), m_entry(entry) {}
         void skip_finished_shards() {
-            while (m_shard != m_end && m_entry == (*m_shard)->end()) {
+            while (m_shard != m_end && m_entry == m_shard->data->entries.end()) {
                 if (++m_shard != m_end) {
-                    m_entry = (*m_shard)->begin();
+                    m_entry = m_shard->data->entries.begin();
                 }
             }
         }
 
-        ShardRef m_shard = nullptr;
-        ShardRef m_end = nullptr;
+        const ShardRef* m_shard = nullptr;
+        const ShardRef* m_end = nullptr;
         typename Shard::const_iterator m_entry;
     };
 
@@ -117,15 +162,19 @@ class ShardedMap {
         map.m_size = entries.size();
         std::size_t wanted = std::max<std::size_t>(1, (entries.size() + per_shard - 1) / per_shard);
         std::size_t count = std::min(std::bit_ceil(wanted), k_max_shards);
-        std::vector<Shard> shards(count);
+        std::vector<std::shared_ptr<ShardData>> shards(count);
+        for (auto& shard : shards) {
+            shard = std::make_shared<ShardData>();
+        }
         map.m_mask = count - 1;
         while (!entries.empty()) {
             auto node = entries.extract(entries.begin());
-            shards[map.shard_of(StringHash{}(node.key()))].insert(std::move(node));
+            shards[map.shard_of(StringHash{}(node.key()))]->entries.insert(std::move(node));
         }
         map.m_shards.reserve(count);
         for (auto& shard : shards) {
-            map.m_shards.push_back(std::make_shared<const Shard>(std::move(shard)));
+            shard->index();
+            map.m_shards.emplace_back(std::move(shard));
         }
         return map;
     }
@@ -134,14 +183,42 @@ class ShardedMap {
     bool empty() const { return m_size == 0; }
 
     // The value at `key`, or null. The hot path of a decision.
-    const V* get(std::string_view key) const {
-        if (m_shards.empty()) {
+    const V* get(std::string_view key) const { return get(probe(key)); }
+
+    // A lookup in two steps: probe() hashes the key, finds its slot and
+    // starts loading it, so that a caller can do other work (another
+    // lookup) while that memory arrives; get() finishes it. A Probe is
+    // valid while the map is.
+    class Probe {
+        friend class ShardedMap;
+        HashedKey key;
+        const Slot* slots = nullptr;
+        std::size_t mask = 0;
+    };
+    Probe probe(std::string_view key) const {
+        Probe probe;
+        if (!m_shards.empty()) {
+            probe.key = HashedKey{key, StringHash{}(key)};
+            const ShardRef& shard = m_shards[shard_of(probe.key.hash)];
+            probe.slots = shard.slots;
+            probe.mask = shard.mask;
+            __builtin_prefetch(probe.slots + (probe.key.hash & probe.mask));
+        }
+        return probe;
+    }
+    const V* get(const Probe& probe) const {
+        if (probe.slots == nullptr) {
             return nullptr;
         }
-        HashedKey hashed{key, StringHash{}(key)};
-        const Shard& shard = *m_shards[shard_of(hashed.hash)];
-        auto it = shard.find(hashed);
-        return it == shard.end() ? nullptr : &it->second;
+        for (std::size_t i = probe.key.hash & probe.mask;; i = (i + 1) & probe.mask) {
+            const Slot& slot = probe.slots[i];
+            if (slot.entry == nullptr) {
+                return nullptr;
+            }
+            if (slot.hash == probe.key.hash && slot.entry->first == probe.key.text) {
+                return &slot.entry->second;
+            }
+        }
     }
 
     const_iterator find(std::string_view key) const {
@@ -150,8 +227,9 @@ class ShardedMap {
         }
         HashedKey hashed{key, StringHash{}(key)};
         std::size_t index = shard_of(hashed.hash);
-        auto it = m_shards[index]->find(hashed);
-        if (it == m_shards[index]->end()) {
+        const Shard& entries = m_shards[index].data->entries;
+        auto it = entries.find(hashed);
+        if (it == entries.end()) {
             return end();
         }
         return const_iterator(m_shards.data() + index, shards_end(), it);
@@ -161,7 +239,7 @@ class ShardedMap {
         if (m_shards.empty()) {
             return end();
         }
-        const_iterator it(m_shards.data(), shards_end(), m_shards.front()->begin());
+        const_iterator it(m_shards.data(), shards_end(), m_shards.front().data->entries.begin());
         it.skip_finished_shards();
         return it;
     }
@@ -169,26 +247,24 @@ class ShardedMap {
 
     // The layout, for tests that check what two snapshots share.
     std::size_t shard_count() const { return m_shards.size(); }
-    const Shard* shard(std::size_t index) const { return m_shards[index].get(); }
+    const Shard* shard(std::size_t index) const { return &m_shards[index].data->entries; }
     const Shard* shard_for(std::string_view key) const {
-        return m_shards.empty() ? nullptr : m_shards[shard_of(StringHash{}(key))].get();
+        return m_shards.empty() ? nullptr : shard(shard_of(StringHash{}(key)));
     }
 
   private:
     friend class ShardedMapEditor<V>;
 
-    // The hash's high bits after a multiplicative mix: the shard's own map
-    // buckets by the hash modulo a prime, so the two choices stay unrelated.
+    // The hash's high bits after a multiplicative mix: a shard's index
+    // starts from the hash's low bits, so the two choices stay unrelated.
     std::size_t shard_of(std::size_t hash) const {
         return static_cast<std::size_t>(
                    (static_cast<std::uint64_t>(hash) * 0x9E3779B97F4A7C15ULL) >> 54) &
                m_mask;
     }
-    const std::shared_ptr<const Shard>* shards_end() const {
-        return m_shards.data() + m_shards.size();
-    }
+    const ShardRef* shards_end() const { return m_shards.data() + m_shards.size(); }
 
-    std::vector<std::shared_ptr<const Shard>> m_shards;  // size 0 or a power of two
+    std::vector<ShardRef> m_shards;  // size 0 or a power of two
     std::size_t m_mask = 0;
     std::size_t m_size = 0;
 };
@@ -239,10 +315,11 @@ struct GroupTable {
 struct OrgView {
     // About this many entries per shard: a member-only write copies one
     // member shard per member it touches, a user grant one project or
-    // dataset shard.
-    static constexpr std::size_t k_members_per_shard = 64;
-    static constexpr std::size_t k_projects_per_shard = 16;
-    static constexpr std::size_t k_datasets_per_shard = 16;
+    // dataset shard. Fewer, larger member shards keep the shard headers a
+    // decision reads in cache (more shards made decisions slower).
+    static constexpr std::size_t k_members_per_shard = 256;
+    static constexpr std::size_t k_projects_per_shard = 64;
+    static constexpr std::size_t k_datasets_per_shard = 64;
 
     OrgId id = 0;
     std::string slug;

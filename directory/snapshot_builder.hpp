@@ -35,12 +35,17 @@ class ShardedMapEditor {
         }
         m_owned.assign(m_map.m_shards.size(), nullptr);
     }
+    ShardedMapEditor(const ShardedMapEditor&) = delete;
+    ShardedMapEditor& operator=(const ShardedMapEditor&) = delete;
+    // Unfinished edits leave the map unreadable: a destroyed editor
+    // finishes them.
+    ~ShardedMapEditor() { finish(); }
 
     // The entry at `key` to change in place, or null (then nothing is copied).
     V* find(std::string_view key) {
         HashedKey hashed{key, StringHash{}(key)};
         std::size_t index = m_map.shard_of(hashed.hash);
-        if (!m_map.m_shards[index]->contains(hashed)) {
+        if (!m_map.m_shards[index].data->entries.contains(hashed)) {
             return nullptr;
         }
         Shard& shard = owned(index);
@@ -59,7 +64,7 @@ class ShardedMapEditor {
     bool erase(std::string_view key) {
         HashedKey hashed{key, StringHash{}(key)};
         std::size_t index = m_map.shard_of(hashed.hash);
-        if (!m_map.m_shards[index]->contains(hashed)) {
+        if (!m_map.m_shards[index].data->entries.contains(hashed)) {
             return false;
         }
         Shard& shard = owned(index);
@@ -72,13 +77,22 @@ class ShardedMapEditor {
         return true;
     }
 
+    // Re-indexes the shards changed so far (the map's lookups read the
+    // index, so the map is readable again), and re-splits the map when
+    // insertions have doubled the entries per shard.
     void finish() {
+        for (std::size_t i = 0; i < m_owned.size(); ++i) {
+            if (m_owned[i] != nullptr) {
+                m_owned[i]->index();
+                m_map.m_shards[i] = typename ShardedMap<V>::ShardRef(m_map.m_shards[i].data);
+            }
+        }
         std::size_t count = m_map.m_shards.size();
         if (count < ShardedMap<V>::k_max_shards && m_map.m_size > 2 * m_per_shard * count) {
             Shard all;
             all.reserve(m_map.m_size);
             for (const auto& shard : m_map.m_shards) {
-                all.insert(shard->begin(), shard->end());
+                all.insert(shard.data->entries.begin(), shard.data->entries.end());
             }
             m_map = ShardedMap<V>::from(std::move(all), m_per_shard);
         }
@@ -86,18 +100,22 @@ class ShardedMapEditor {
     }
 
   private:
+    using ShardData = typename ShardedMap<V>::ShardData;
+
     Shard& owned(std::size_t index) {
         if (m_owned[index] == nullptr) {
-            auto copy = std::make_shared<Shard>(*m_map.m_shards[index]);
+            auto copy = std::make_shared<ShardData>();
+            copy->entries = m_map.m_shards[index].data->entries;
             m_owned[index] = copy.get();
-            m_map.m_shards[index] = std::move(copy);
+            // Indexed (and its ShardRef refreshed) by finish().
+            m_map.m_shards[index].data = std::move(copy);
         }
-        return *m_owned[index];
+        return m_owned[index]->entries;
     }
 
     ShardedMap<V>& m_map;
     std::size_t m_per_shard;
-    std::vector<Shard*> m_owned;  // the private copies made so far, by shard
+    std::vector<ShardData*> m_owned;  // the private copies made so far, by shard
 };
 
 // The view of one org as SQLite holds it, or null when there is no such org.

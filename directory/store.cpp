@@ -27,10 +27,61 @@ using nlohmann::json;
 
 constexpr int k_busy_timeout_ms = 5000;
 constexpr int k_cache_kib = 16 * 1024;
+// The first schema version with `store_generation`.
+constexpr int k_generation_version = 8;
 
 // The store (its mutex) whose write body runs on this thread, so that a
 // Store call from inside that body fails at once instead of deadlocking.
 thread_local const void* t_writing_store = nullptr;
+
+// A mirrored group's member list as stored (schema version 7): the ids,
+// sorted and unique, each followed by a NUL byte. Fails on an id holding a
+// NUL byte.
+Expected<std::string> pack_members(const std::vector<std::string>& ids) {
+    std::vector<std::string_view> sorted(ids.begin(), ids.end());
+    std::sort(sorted.begin(), sorted.end());
+    sorted.erase(std::unique(sorted.begin(), sorted.end()), sorted.end());
+    std::size_t size = 0;
+    for (auto id : sorted) {
+        if (id.find('\0') != std::string_view::npos) {
+            return fail(ErrorCode::invalid_argument, "a member id cannot hold a NUL byte");
+        }
+        size += id.size() + 1;
+    }
+    std::string packed;
+    packed.reserve(size);
+    for (auto id : sorted) {
+        packed.append(id).push_back('\0');
+    }
+    return packed;
+}
+
+// Calls `each(id)` for every id of a packed member list, in stored order.
+template <typename Each>
+void for_each_member(std::string_view packed, Each&& each) {
+    while (!packed.empty()) {
+        auto end = packed.find('\0');
+        if (end == std::string_view::npos) {
+            end = packed.size();
+        }
+        each(packed.substr(0, end));
+        packed.remove_prefix(std::min(end + 1, packed.size()));
+    }
+}
+
+// The packed member list in column `index` of the current row.
+std::string_view members_column(SQLite::Statement& q, int index) {
+    auto column = q.getColumn(index);
+    const auto* data = static_cast<const char*>(column.getBlob());
+    auto size = static_cast<std::size_t>(column.getBytes());
+    return data == nullptr ? std::string_view() : std::string_view(data, size);
+}
+
+std::vector<std::string> unpack_members(std::string_view packed) {
+    std::vector<std::string> ids;
+    for_each_member(packed, [&](std::string_view id) { ids.emplace_back(id); });
+    return ids;
+}
 
 template <typename Row>
 std::optional<Row> first(std::vector<Row> rows) {
@@ -519,6 +570,7 @@ class TransactionImpl final : public Transaction {
             // The cascade also removes the user's grants and group
             // memberships in the org; the view drops them.
             touch_user_grants_of(org, user);
+            check_admins_through_groups_of(org, user);
             m_members.erase({org, user});
             m_db.run("DELETE FROM memberships WHERE org_id = ? AND user_id = ?", org, user);
             audit("membership.removed", row->slug, *email,
@@ -570,6 +622,7 @@ class TransactionImpl final : public Transaction {
             return std::unexpected(info.error());
         }
         auto [org, name] = *info;
+        check_admins_through(group);  // its grants and members go with it
         m_db.run("DELETE FROM groups WHERE id = ?", group);
         touch_org(org);
         audit("group.deleted", org_row(org)->slug, name, json::object());
@@ -615,6 +668,7 @@ class TransactionImpl final : public Transaction {
                      group, user, source);
         if (removed > 0) {
             touch_member(org, user);
+            check_admins_through(group);
             audit("group.member_removed", org_row(org)->slug, name,
                   json{{"user", *user_email(user)}, {"retracted_by", source}});
         }
@@ -643,6 +697,7 @@ class TransactionImpl final : public Transaction {
                  visibility);
         ProjectId project = m_db.last_insert_id();
         touch_org(org);
+        m_admin_checks.insert(project);  // it must get its first admin
         audit("project.created", row->slug, std::string(slug),
               json{{"visibility", to_string(visibility)}, {"tags", tags}});
         if (auto tagged = write_tags(project, tags); !tagged) {
@@ -818,43 +873,72 @@ class TransactionImpl final : public Transaction {
         if (group.source.empty() || group.external_id.empty()) {
             return fail(ErrorCode::invalid_argument, "a mirrored group needs a source and an id");
         }
+        auto members = pack_members(group.member_ids);
+        if (!members) {
+            return std::unexpected(members.error());
+        }
+        auto stored = stored_member_list(group.source, group.external_id);
         m_db.run(
             "INSERT INTO source_groups (source, external_id, name, attributes) VALUES (?, ?, ?, "
             "?) ON CONFLICT (source, external_id) DO UPDATE SET name = excluded.name, attributes "
             "= excluded.attributes",
             group.source, group.external_id, group.name, *attributes);
-        m_db.run("DELETE FROM source_group_members WHERE source = ? AND group_external_id = ?",
-                 group.source, group.external_id);
-        // Large groups go k_rows_per_insert members per statement.
-        static const std::string many = values_sql(
-            "INSERT OR IGNORE INTO source_group_members (source, group_external_id, member_id) "
-            "VALUES ",
-            3);
-        const auto& members = group.member_ids;
-        std::size_t full = members.size() - members.size() % k_rows_per_insert;
-        for (std::size_t from = 0; from < full; from += k_rows_per_insert) {
-            m_db.run_with(many.c_str(), [&](sqlite3_stmt* statement) {
-                int index = 0;
-                for (std::size_t i = from; i < from + k_rows_per_insert; ++i) {
-                    Db::bind_view(statement, ++index, group.source);
-                    Db::bind_view(statement, ++index, group.external_id);
-                    Db::bind_view(statement, ++index, members[i]);
-                }
+        if (stored == *members) {
+            return {};
+        }
+        m_db.run_with(
+            "INSERT INTO source_group_member_lists (source, external_id, members) VALUES (?, ?, "
+            "?) ON CONFLICT (source, external_id) DO UPDATE SET members = excluded.members",
+            [&](sqlite3_stmt* statement) {
+                Db::bind_view(statement, 1, group.source);
+                Db::bind_view(statement, 2, group.external_id);
+                sqlite3_bind_blob(statement, 3, members->data(), static_cast<int>(members->size()),
+                                  SQLITE_STATIC);
             });
-        }
-        for (std::size_t i = full; i < members.size(); ++i) {
-            m_db.run(
-                "INSERT OR IGNORE INTO source_group_members (source, group_external_id, "
-                "member_id) VALUES (?, ?, ?)",
-                group.source, group.external_id, members[i]);
-        }
+        // Only the members the list gained or lost change the member index;
+        // both lists are sorted.
+        std::vector<std::string_view> gained;
+        std::vector<std::string_view> lost;
+        std::vector<std::string_view> old_ids;
+        for_each_member(stored, [&](std::string_view id) { old_ids.push_back(id); });
+        std::vector<std::string_view> new_ids;
+        for_each_member(*members, [&](std::string_view id) { new_ids.push_back(id); });
+        std::set_difference(new_ids.begin(), new_ids.end(), old_ids.begin(), old_ids.end(),
+                            std::back_inserter(gained));
+        std::set_difference(old_ids.begin(), old_ids.end(), new_ids.begin(), new_ids.end(),
+                            std::back_inserter(lost));
+        unindex_members(group.source, group.external_id, lost);
+        index_members(group.source, group.external_id, gained);
         return {};
     }
 
     Expected<void> delete_source_group(std::string_view source,
                                        std::string_view external_id) override {
+        auto stored = stored_member_list(source, external_id);
+        std::vector<std::string_view> ids;
+        for_each_member(stored, [&](std::string_view id) { ids.push_back(id); });
+        unindex_members(source, external_id, ids);
+        // The member list goes with its group (foreign key).
         m_db.run("DELETE FROM source_groups WHERE source = ? AND external_id = ?", source,
                  external_id);
+        return {};
+    }
+
+    Expected<void> mark_settled(std::string_view source, std::string_view key,
+                                std::int64_t generation, std::string_view summary) override {
+        if (source.empty() || key.empty()) {
+            return fail(ErrorCode::invalid_argument, "a settled source needs a source and a key");
+        }
+        auto& q = m_db.query("SELECT value FROM store_generation WHERE id = 1");
+        if (!q.executeStep() || q.getColumn(0).getInt64() != generation) {
+            return {};
+        }
+        // Store::run_write raises the generation by one as this commits.
+        m_db.run(
+            "INSERT INTO source_settled (source, key, generation, summary) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (source) DO UPDATE SET key = excluded.key, generation = "
+            "excluded.generation, summary = excluded.summary",
+            source, key, generation + 1, summary);
         return {};
     }
 
@@ -886,7 +970,11 @@ class TransactionImpl final : public Transaction {
         if (!row) {
             return std::unexpected(row.error());
         }
-        ChecksOff unchecked(*this);  // destroyed last: the batch flushes unchecked too
+        // Destroyed last: the batch flushes unchecked too.
+        std::optional<ChecksOff> unchecked;
+        if (members.size() >= k_unchecked_entries) {
+            unchecked.emplace(*this);
+        }
         BulkEvents batch(*this, row->slug);
         std::vector<StagedMember> staged;
         std::unordered_set<std::string> seen_emails;
@@ -988,7 +1076,10 @@ class TransactionImpl final : public Transaction {
         if (!row) {
             return std::unexpected(row.error());
         }
-        ChecksOff unchecked(*this);  // destroyed last: the batch flushes unchecked too
+        std::optional<ChecksOff> unchecked;  // destroyed last, as in add_members
+        if (emails.size() >= k_unchecked_entries) {
+            unchecked.emplace(*this);
+        }
         BulkEvents batch(*this, row->slug);
         for (const auto& given : emails) {
             auto email = canonical(given);
@@ -1017,8 +1108,9 @@ class TransactionImpl final : public Transaction {
 
     // ---- deferred invariant checks -----------------------------------------
 
-    // Invariants 2, 3 and 5 hold for every member and org this transaction
-    // touched; checked once, before commit.
+    // Invariants 2 and 3 hold for every member this transaction touched, 5
+    // for every project it may have taken an admin from; checked once,
+    // before commit.
     Expected<void> check_invariants() {
         if (m_commit_error) {
             return std::unexpected(*m_commit_error);
@@ -1059,28 +1151,62 @@ class TransactionImpl final : public Transaction {
                 }
             }
         }
-        for (OrgId org : m_touched_orgs) {
-            auto& q = m_db.query(
-                "SELECT p.slug FROM projects p WHERE p.org_id = ? AND NOT EXISTS (SELECT 1 FROM "
-                "project_user_grants g WHERE g.project_id = p.id AND g.level = 'admin') AND NOT "
-                "EXISTS (SELECT 1 FROM project_group_grants g JOIN group_members gm ON "
-                "gm.group_id = g.group_id WHERE g.project_id = p.id AND g.level = 'admin') "
-                "ORDER BY p.slug LIMIT 1",
-                org);
-            if (q.executeStep()) {
-                std::string project = q.getColumn(0).getString();
-                std::string org_slug = org_row(org)->slug;
-                return fail(ErrorCode::last_project_admin,
-                            fmt::format("project {} of org {} would have no admin left; grant "
-                                        "admin to a replacement first",
-                                        project, org_slug),
-                            org_slug + "/" + project);
-            }
-        }
-        return {};
+        return check_project_admins();
     }
 
   private:
+    // Invariant 5 for the projects this transaction may have taken an admin
+    // from (m_admin_checks). Every other project kept its admin grants and
+    // the members of its admin groups, and had an admin before the
+    // transaction (the invariant holds at every commit), so it still has
+    // one. Of several projects left without an admin, the error names the
+    // first by org id, then slug: the one a scan of every touched org, in
+    // id order and by slug, finds first.
+    Expected<void> check_project_admins() {
+        std::optional<std::pair<OrgId, std::string>> first;
+        for (ProjectId project : m_admin_checks) {
+            auto& q = m_db.query(
+                "SELECT p.org_id, p.slug FROM projects p WHERE p.id = ? AND NOT EXISTS (SELECT 1 "
+                "FROM project_user_grants g WHERE g.project_id = p.id AND g.level = 'admin') AND "
+                "NOT EXISTS (SELECT 1 FROM project_group_grants g JOIN group_members gm ON "
+                "gm.group_id = g.group_id WHERE g.project_id = p.id AND g.level = 'admin')",
+                project);
+            if (!q.executeStep()) {
+                continue;  // it has an admin, or was deleted
+            }
+            std::pair<OrgId, std::string> found{q.getColumn(0).getInt64(),
+                                                q.getColumn(1).getString()};
+            if (!first || found < *first) {
+                first = std::move(found);
+            }
+        }
+        if (!first) {
+            return {};
+        }
+        const auto& [org, project] = *first;
+        std::string org_slug = org_row(org)->slug;
+        return fail(ErrorCode::last_project_admin,
+                    fmt::format("project {} of org {} would have no admin left; grant admin to a "
+                                "replacement first",
+                                project, org_slug),
+                    org_slug + "/" + project);
+    }
+
+    // The projects `group` holds grants on, whose admins may be gone when
+    // the group loses members or is deleted (invariant 5). Once per group
+    // and transaction: a grant given to the group later in the transaction
+    // notes its project itself (touch_grant).
+    void check_admins_through(GroupId group) {
+        if (!m_admin_check_groups.insert(group).second) {
+            return;
+        }
+        auto& q = m_db.query(
+            "SELECT DISTINCT project_id FROM project_group_grants WHERE group_id = ?", group);
+        while (q.executeStep()) {
+            m_admin_checks.insert(q.getColumn(0).getInt64());
+        }
+    }
+
     // Above this many touched members, invariants 2 and 3 are checked with
     // one scan of each touched org instead of a query per member. Every
     // member outside the touched ones held them already, so the answer is
@@ -1143,8 +1269,14 @@ class TransactionImpl final : public Transaction {
     // the rows they guard: SQLite builds a temporary index for every IN list
     // of every statement it runs. The bulk calls write only values that are
     // valid by construction (enum spellings, JSON they generate, ids they
-    // looked up) and turn the checks off while they run; the single calls
-    // keep them.
+    // looked up) and turn the checks off while they run, when they write at
+    // least k_unchecked_entries entries; the single calls keep them.
+    // Setting the pragma expires every prepared statement of the connection
+    // (SQLite recompiles them on their next use, about 20-50 µs each), which
+    // costs a small call (one SCIM push: a member or two) more than the
+    // checks it skips.
+    static constexpr std::size_t k_unchecked_entries = 256;
+
     class ChecksOff {
       public:
         explicit ChecksOff(TransactionImpl& tx) : m_tx(tx) {
@@ -1225,6 +1357,56 @@ class TransactionImpl final : public Transaction {
                 org, staged[i].user, source, staged[i].user_type, staged[i].role);
         }
         staged.clear();
+    }
+
+    // The packed member list stored for a mirrored group ('' when none).
+    std::string stored_member_list(std::string_view source, std::string_view external_id) {
+        auto& q = m_db.query(
+            "SELECT members FROM source_group_member_lists WHERE source = ? AND external_id = ?",
+            source, external_id);
+        std::string packed;
+        if (q.executeStep()) {
+            packed = members_column(q, 0);
+        }
+        q.reset();
+        return packed;
+    }
+
+    // Adds `group` to the member index (source_member_groups) for each of
+    // `ids`, k_rows_per_insert rows per statement.
+    void index_members(std::string_view source, std::string_view group,
+                       const std::vector<std::string_view>& ids) {
+        static const std::string many = values_sql(
+            "INSERT OR IGNORE INTO source_member_groups (source, member_id, group_external_id) "
+            "VALUES ",
+            3);
+        std::size_t full = ids.size() - ids.size() % k_rows_per_insert;
+        for (std::size_t from = 0; from < full; from += k_rows_per_insert) {
+            m_db.run_with(many.c_str(), [&](sqlite3_stmt* statement) {
+                int index = 0;
+                for (std::size_t i = from; i < from + k_rows_per_insert; ++i) {
+                    Db::bind_view(statement, ++index, source);
+                    Db::bind_view(statement, ++index, ids[i]);
+                    Db::bind_view(statement, ++index, group);
+                }
+            });
+        }
+        for (std::size_t i = full; i < ids.size(); ++i) {
+            m_db.run(
+                "INSERT OR IGNORE INTO source_member_groups (source, member_id, "
+                "group_external_id) VALUES (?, ?, ?)",
+                source, ids[i], group);
+        }
+    }
+
+    void unindex_members(std::string_view source, std::string_view group,
+                         const std::vector<std::string_view>& ids) {
+        for (auto id : ids) {
+            m_db.run(
+                "DELETE FROM source_member_groups WHERE source = ? AND member_id = ? AND "
+                "group_external_id = ?",
+                source, id, group);
+        }
     }
 
     static constexpr std::size_t k_rows_per_insert = 128;
@@ -1478,6 +1660,9 @@ class TransactionImpl final : public Transaction {
     // A user grant changes one entry of a project's or dataset's view; a
     // group grant reorders the group grants: the org's view is rebuilt.
     void touch_grant(const GrantTable& table, OrgId org, std::int64_t target, Principal principal) {
+        if (&table == &k_project_grants) {
+            m_admin_checks.insert(target);
+        }
         if (principal.kind != PrincipalKind::user) {
             touch_org(org);
             return;
@@ -1502,6 +1687,23 @@ class TransactionImpl final : public Transaction {
                 touch_grant(*table, org, q.getColumn(0).getInt64(),
                             Principal{PrincipalKind::user, user});
             }
+        }
+    }
+
+    // Before a membership ends: the projects of the groups its cascade
+    // removes the user from.
+    void check_admins_through_groups_of(OrgId org, UserId user) {
+        std::vector<GroupId> groups;
+        {
+            auto& q = m_db.query(
+                "SELECT DISTINCT group_id FROM group_members WHERE org_id = ? AND user_id = ?", org,
+                user);
+            while (q.executeStep()) {
+                groups.push_back(q.getColumn(0).getInt64());
+            }
+        }
+        for (GroupId group : groups) {
+            check_admins_through(group);
         }
     }
 
@@ -1725,6 +1927,10 @@ class TransactionImpl final : public Transaction {
     std::string m_source;
     std::set<OrgId> m_touched_orgs;  // orgs whose view changes
     std::set<OrgId> m_rebuild_orgs;  // of those, the ones rebuilt whole
+    // Projects whose admins this transaction may have removed (invariant 5),
+    // and the groups whose projects are already among them.
+    std::set<ProjectId> m_admin_checks;
+    std::set<GroupId> m_admin_check_groups;
     // Appended as members are touched (a first sync touches hundreds of
     // thousands), sorted and deduplicated when read.
     mutable std::vector<std::pair<OrgId, UserId>> m_touched_members;
@@ -1833,6 +2039,10 @@ Expected<std::unique_ptr<Store>> Store::open(const std::filesystem::path& path) 
                 fill_email_keys(impl->db);
             }
             database.exec(fmt::format("PRAGMA user_version = {}", migration.version));
+            if (migration.version >= k_generation_version) {
+                // What a migration changes was never planned with.
+                database.exec("UPDATE store_generation SET value = value + 1 WHERE id = 1");
+            }
             transaction.commit();
             version = migration.version;
         }
@@ -1874,6 +2084,8 @@ Expected<void> Store::run_write(std::string_view source,
     } mark(&m_impl->mutex);
     try {
         SQLite::Transaction transaction(m_impl->database, SQLite::TransactionBehavior::IMMEDIATE);
+        sqlite3* handle = m_impl->database.getHandle();
+        const auto changes_before = sqlite3_total_changes64(handle);
         TransactionImpl tx(m_impl->db, source);
         if (auto done = body(tx); !done) {
             return done;
@@ -1886,6 +2098,9 @@ Expected<void> Store::run_write(std::string_view source,
         std::shared_ptr<const Snapshot> next;
         if (auto changes = tx.view_changes(); !changes.empty()) {
             next = next_snapshot(m_impl->db, *current, changes);
+        }
+        if (sqlite3_total_changes64(handle) != changes_before) {
+            m_impl->db.run("UPDATE store_generation SET value = value + 1 WHERE id = 1");
         }
         transaction.commit();
         if (next) {
@@ -2234,24 +2449,14 @@ Expected<std::vector<SourceGroup>> Store::list_source_groups(std::string_view so
         std::vector<SourceGroup> groups;
         {
             auto& q = m_impl->db.query(
-                "SELECT source, external_id, name, attributes FROM source_groups WHERE source = ? "
-                "ORDER BY external_id",
+                "SELECT g.source, g.external_id, g.name, g.attributes, l.members FROM "
+                "source_groups g LEFT JOIN source_group_member_lists l ON l.source = g.source AND "
+                "l.external_id = g.external_id WHERE g.source = ? ORDER BY g.external_id",
                 source);
             while (q.executeStep()) {
-                groups.push_back(SourceGroup{q.getColumn(0).getString(),
-                                             q.getColumn(1).getString(),
-                                             q.getColumn(2).getString(),
-                                             q.getColumn(3).getString(),
-                                             {}});
-            }
-        }
-        for (auto& group : groups) {
-            auto& q = m_impl->db.query(
-                "SELECT member_id FROM source_group_members WHERE source = ? AND "
-                "group_external_id = ? ORDER BY member_id",
-                group.source, group.external_id);
-            while (q.executeStep()) {
-                group.member_ids.push_back(q.getColumn(0).getString());
+                groups.push_back(SourceGroup{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                             q.getColumn(2).getString(), q.getColumn(3).getString(),
+                                             unpack_members(members_column(q, 4))});
             }
         }
         return groups;
@@ -2381,6 +2586,28 @@ Expected<std::vector<SyncRun>> Store::sync_runs(std::string_view source, int lim
     });
 }
 
+Expected<std::int64_t> Store::generation() const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::int64_t> {
+        auto& q = m_impl->db.query("SELECT value FROM store_generation WHERE id = 1");
+        return q.executeStep() ? q.getColumn(0).getInt64() : 0;
+    });
+}
+
+Expected<std::optional<std::string>> Store::settled_summary(std::string_view source,
+                                                            std::string_view key,
+                                                            std::int64_t generation) const {
+    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<std::string>> {
+        auto& q = m_impl->db.query(
+            "SELECT s.summary FROM source_settled s JOIN store_generation g ON g.id = 1 AND "
+            "g.value = s.generation WHERE s.source = ? AND s.key = ? AND s.generation = ?",
+            source, key, generation);
+        if (!q.executeStep()) {
+            return std::nullopt;
+        }
+        return q.getColumn(0).getString();
+    });
+}
+
 Expected<std::optional<std::string>> Store::source_cursor(std::string_view source) const {
     return guarded(m_impl->mutex, [&]() -> Expected<std::optional<std::string>> {
         auto& q = m_impl->db.query("SELECT cursor FROM source_state WHERE source = ?", source);
@@ -2410,11 +2637,11 @@ std::vector<std::string> distinct(std::vector<std::string> values) {
 void read_group_members(Db& db, std::vector<SourceGroup>& groups) {
     for (auto& group : groups) {
         auto& q = db.query(
-            "SELECT member_id FROM source_group_members WHERE source = ? AND "
-            "group_external_id = ? ORDER BY member_id",
+            "SELECT members FROM source_group_member_lists WHERE source = ? AND "
+            "external_id = ?",
             group.source, group.external_id);
-        while (q.executeStep()) {
-            group.member_ids.push_back(q.getColumn(0).getString());
+        if (q.executeStep()) {
+            group.member_ids = unpack_members(members_column(q, 0));
         }
     }
 }
@@ -2505,20 +2732,20 @@ Expected<std::vector<SourceGroup>> Store::source_groups_named(std::string_view s
 
 Expected<std::vector<std::pair<std::string, std::string>>> Store::source_memberships_of(
     std::string_view source, const std::vector<std::string>& member_ids) const {
-    return guarded(m_impl->mutex,
-                   [&]() -> Expected<std::vector<std::pair<std::string, std::string>>> {
-                       std::vector<std::pair<std::string, std::string>> pairs;
-                       for (const auto& id : distinct(member_ids)) {
-                           auto& q = m_impl->db.query(
-                               "SELECT group_external_id FROM source_group_members WHERE "
-                               "source = ? AND member_id = ?",
-                               source, id);
-                           while (q.executeStep()) {
-                               pairs.emplace_back(q.getColumn(0).getString(), id);
-                           }
-                       }
-                       return pairs;
-                   });
+    return guarded(
+        m_impl->mutex, [&]() -> Expected<std::vector<std::pair<std::string, std::string>>> {
+            std::vector<std::pair<std::string, std::string>> pairs;
+            for (const auto& id : distinct(member_ids)) {
+                auto& q = m_impl->db.query(
+                    "SELECT group_external_id FROM source_member_groups WHERE source = ? AND "
+                    "member_id = ? ORDER BY group_external_id",
+                    source, id);
+                while (q.executeStep()) {
+                    pairs.emplace_back(q.getColumn(0).getString(), id);
+                }
+            }
+            return pairs;
+        });
 }
 
 Expected<SourceAssertions> Store::source_assertions_for(
@@ -2664,38 +2891,18 @@ Expected<std::unordered_map<std::string, MirrorDigest>> Store::source_group_dige
     std::string_view source) const {
     return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, MirrorDigest>> {
         std::unordered_map<std::string, MirrorDigest> digests;
-        std::unordered_map<std::string, Digester> digesters;
-        {
-            auto& q = m_impl->db.query(
-                "SELECT external_id, name, attributes FROM source_groups WHERE source = ?", source);
-            while (q.executeStep()) {
-                Digester& digester = digesters[q.getColumn(0).getString()];
-                digester.add(q.getColumn(1).getText());
-                digester.add(q.getColumn(2).getText());
-            }
-        }
-        // Members in key order: by group, then by member id (sorted and
-        // unique, as mirror_digest takes them).
-        std::string current;
-        Digester* digester = nullptr;
+        // Members as stored: sorted and unique, as mirror_digest takes them.
         auto& q = m_impl->db.query(
-            "SELECT group_external_id, member_id FROM source_group_members WHERE source = ? ORDER "
-            "BY group_external_id, member_id",
+            "SELECT g.external_id, g.name, g.attributes, l.members FROM source_groups g LEFT JOIN "
+            "source_group_member_lists l ON l.source = g.source AND l.external_id = g.external_id "
+            "WHERE g.source = ?",
             source);
         while (q.executeStep()) {
-            const char* group = q.getColumn(0).getText();
-            if (digester == nullptr || current != group) {
-                current = group;
-                auto found = digesters.find(current);
-                digester = found == digesters.end() ? nullptr : &found->second;
-                if (digester == nullptr) {
-                    continue;
-                }
-            }
-            digester->add(q.getColumn(1).getText());
-        }
-        for (auto& [id, value] : digesters) {
-            digests.emplace(id, value.digest());
+            Digester digester;
+            digester.add(q.getColumn(1).getText());
+            digester.add(q.getColumn(2).getText());
+            for_each_member(members_column(q, 3), [&](std::string_view id) { digester.add(id); });
+            digests.emplace(q.getColumn(0).getString(), digester.digest());
         }
         return digests;
     });

@@ -229,6 +229,8 @@ class Transaction {
     virtual Expected<void> put_source_user(const SourceUser& user) = 0;
     virtual Expected<void> delete_source_user(std::string_view source,
                                               std::string_view external_id) = 0;
+    // Its member ids are kept sorted and unique; an id holding a NUL byte is
+    // invalid_argument.
     virtual Expected<void> put_source_group(const SourceGroup& group) = 0;
     virtual Expected<void> delete_source_group(std::string_view source,
                                                std::string_view external_id) = 0;
@@ -249,6 +251,15 @@ class Transaction {
 
     // Records a sync run (its id is assigned by the store).
     virtual Expected<void> record_sync_run(const SyncRun& run) = 0;
+
+    // Records that the plan of a full sync of `source` under `key` (the
+    // caller's name for the mapping and planner it used) is empty for the
+    // store as this transaction leaves it, with the caller's `summary` text
+    // of that plan, provided the store's generation is still `generation`,
+    // i.e. nothing was committed since the caller read what it planned
+    // from. Otherwise records nothing. See Store::settled_summary.
+    virtual Expected<void> mark_settled(std::string_view source, std::string_view key,
+                                        std::int64_t generation, std::string_view summary) = 0;
 
     // The source that the audit events of this transaction are recorded
     // under, and that membership/grant helpers default to.
@@ -369,6 +380,17 @@ class Store {
     // none (never synced, or the last full read gave none).
     Expected<std::optional<std::string>> source_cursor(std::string_view source) const;
 
+    // The store's generation: raised by every committed write that changed
+    // a row, so two equal readings mean nothing was committed in between.
+    Expected<std::int64_t> generation() const;
+    // The summary that Transaction::mark_settled recorded for `source`,
+    // when it was recorded under `key` and the store is still at the
+    // generation that transaction left: the plan under `key` of the mirror
+    // that transaction left is empty. nullopt otherwise.
+    Expected<std::optional<std::string>> settled_summary(std::string_view source,
+                                                         std::string_view key,
+                                                         std::int64_t generation) const;
+
     // Scoped reads for incremental syncs: each costs time in proportion to
     // what it is asked about, not to the size of the mirror or the store.
     // Mirrored users with these external ids (absent ones are skipped).
@@ -386,7 +408,8 @@ class Store {
                                                            const std::vector<std::string>& names,
                                                            bool with_members) const;
     // (group external id, member id) for every mirrored group membership of
-    // these users.
+    // these users, by member id then group id: one lookup per user in the
+    // member index (source_member_groups) that put_source_group keeps.
     Expected<std::vector<std::pair<std::string, std::string>>> source_memberships_of(
         std::string_view source, const std::vector<std::string>& member_ids) const;
     // What `source` asserts about these users (by canonical address: their

@@ -463,6 +463,14 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
         }
     }
     std::sort(group_keys.begin(), group_keys.end(), by_key);
+    // A first sync emits hundreds of thousands of changes: growing the
+    // vector would hold two copies at once. Room for every change this plan
+    // can still emit (capacity never written costs address space, not
+    // memory).
+    plan.changes.reserve(plan.changes.size() + keys.size() + group_keys.size() +
+                         desired.groups.size() + desired.grants.size() + current->grants.size() +
+                         current->group_members.size() + 2 * current->members.size() +
+                         desired.active.size());
     for (const std::string* key : keys) {
         const DesiredMember& want = desired.members.find(*key)->second;
         auto have = asserted.find(*key);

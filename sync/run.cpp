@@ -103,12 +103,6 @@ Expected<std::size_t> hold_admin_removals(const Store& store, Plan& plan, const 
     return moved;
 }
 
-// The stored mirror, as digests by external id (Store::source_user_digests).
-struct StoredDigests {
-    std::unordered_map<std::string, MirrorDigest> users;
-    std::unordered_map<std::string, MirrorDigest> groups;
-};
-
 // Makes the stored mirror (`old`) equal to `data`, writing only what
 // differs. Called again when the first apply is retried, so `old` stays
 // as it is.
@@ -156,6 +150,88 @@ Expected<void> replace_mirror(Transaction& tx, std::string_view source, const St
         }
     }
     return {};
+}
+
+// Raise when a change to the planner can give another plan for the same
+// mirror, mapping and store: every settled source is then planned again.
+constexpr int k_planner_revision = 1;
+
+// The key a settled source is recorded under (Transaction::mark_settled):
+// the mapping file's fingerprint, the source and the planner's revision.
+// Empty, so that nothing is settled, for a mapping without a fingerprint
+// (one built in code).
+std::string settle_key(const mapping::Mapping& mapping, const SourceSpec& source) {
+    if (mapping.digest.empty()) {
+        return {};
+    }
+    return fmt::format("mapping {} source {} type {} org {} planner {}", mapping.digest,
+                       source.name, source.type, source.org, k_planner_revision);
+}
+
+// Where a full run may record its plan as settled: the key and the store's
+// generation read before anything the plan was made from.
+struct Settle {
+    std::string key;
+    std::int64_t generation = 0;
+};
+
+// The counts of a settled plan that depend only on the mirror and the
+// mapping.
+std::string settled_summary_text(const PlanSummary& summary) {
+    return nlohmann::json{{"mapped_users", summary.mapped_users},
+                          {"unmapped_users", summary.unmapped_users},
+                          {"invalid_emails", summary.invalid_emails}}
+        .dump();
+}
+
+// True when `data` holds exactly the stored mirror: the same external ids,
+// each once, with the same digests.
+bool mirror_unchanged(const StoredDigests& old, const SourceData& data) {
+    if (data.users.size() != old.users.size() || data.groups.size() != old.groups.size()) {
+        return false;
+    }
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(data.users.size());
+    for (const auto& user : data.users) {
+        auto found = old.users.find(user.external_id);
+        if (found == old.users.end() || found->second != mirror_digest(user) ||
+            !seen.insert(user.external_id).second) {
+            return false;
+        }
+    }
+    seen.clear();
+    for (const auto& group : data.groups) {
+        auto found = old.groups.find(group.external_id);
+        if (found == old.groups.end() || found->second != mirror_digest(group) ||
+            !seen.insert(group.external_id).second) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// The empty plan of a settled source, with the counts recorded when it
+// was settled and the memberships the source asserts now.
+Expected<Plan> settled_plan(const Store& store, const SourceSpec& source, const SourceData& data,
+                            const std::string& summary_text) {
+    Plan plan;
+    plan.source = source.name;
+    plan.summary.mirror_users = data.users.size();
+    auto summary = nlohmann::json::parse(summary_text, nullptr, false);
+    if (summary.is_object()) {
+        plan.summary.mapped_users = summary.value("mapped_users", std::size_t{0});
+        plan.summary.unmapped_users = summary.value("unmapped_users", std::size_t{0});
+        plan.summary.invalid_emails = summary.value("invalid_emails", std::size_t{0});
+    }
+    auto counts = store.source_member_counts(source.name);
+    if (!counts) {
+        return std::unexpected(counts.error());
+    }
+    for (const auto& [org, count] : *counts) {
+        plan.summary.source_members += count;
+    }
+    plan.summary.source_members_by_org = std::move(*counts);
+    return plan;
 }
 
 nlohmann::json summary_json(const Plan& plan) {
@@ -289,9 +365,12 @@ using MirrorWrite = std::function<Expected<void>(Transaction&)>;
 // when the store refuses because a project would lose its last admin, the
 // plan is settled with dry runs and applied again. Blocked and failed runs
 // are recorded and change nothing else.
+// With `settle`, a plan applied as made, without held changes, is
+// recorded as settled (its changes applied, the same plan would be empty).
 Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const SourceSpec& source,
                             Plan plan, const std::string& started, std::string_view kind,
-                            const MirrorWrite& write_mirror, const RunOptions& options) {
+                            const MirrorWrite& write_mirror, const RunOptions& options,
+                            const std::optional<Settle>& settle = std::nullopt) {
     auto finish = [&](RunResult result) -> Expected<RunResult> {
         auto recorded = store.write(source.name, [&](Transaction& tx) {
             return tx.record_sync_run(
@@ -302,7 +381,10 @@ Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const
         }
         return result;
     };
-    auto apply = [&]() {
+    // Only a plan applied as made is recorded as settled: one the store
+    // refused and that was settled with holds or fallback admins is planned
+    // again next time.
+    auto apply = [&](bool as_planned) {
         return store.write(source.name, [&](Transaction& tx) -> Expected<void> {
             if (write_mirror) {
                 if (auto written = write_mirror(tx); !written) {
@@ -312,10 +394,17 @@ Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const
             if (auto done = apply_changes(tx, mapping, source.name, plan.changes); !done) {
                 return done;
             }
-            if (!options.record_applied) {
-                return Expected<void>{};
+            if (options.record_applied) {
+                if (auto recorded = tx.record_sync_run(record(plan, started, "applied", "", kind));
+                    !recorded) {
+                    return recorded;
+                }
             }
-            return tx.record_sync_run(record(plan, started, "applied", "", kind));
+            if (settle && as_planned && plan.held.empty()) {
+                return tx.mark_settled(source.name, settle->key, settle->generation,
+                                       settled_summary_text(plan.summary));
+            }
+            return {};
         });
     };
     std::optional<Error> refused;
@@ -331,7 +420,7 @@ Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const
         if (auto blocked = deletion_guard(plan, mapping); blocked && !options.force) {
             return finish(RunResult{"blocked", *blocked, std::move(plan)});
         }
-        auto applied = apply();
+        auto applied = apply(attempt == 0);
         if (applied) {
             return RunResult{"applied", "", std::move(plan)};
         }
@@ -465,21 +554,49 @@ std::optional<std::string> deletion_guard(const Plan& plan, const mapping::Mappi
     return std::nullopt;
 }
 
-Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
-                             const SourceSpec& source, const std::optional<SourceData>& fetched,
-                             const RunOptions& options) {
+Expected<StoredDigests> read_stored_digests(const Store& store, std::string_view source) {
+    auto generation = store.generation();
+    if (!generation) {
+        return std::unexpected(generation.error());
+    }
+    auto users = store.source_user_digests(source);
+    auto groups = store.source_group_digests(source);
+    if (!users || !groups) {
+        return std::unexpected(!users ? users.error() : groups.error());
+    }
+    return StoredDigests{*generation, std::move(*users), std::move(*groups)};
+}
+
+namespace {
+
+// A full run: of `fetched`, compared with `pre_read` when it is still
+// current, or of the stored mirror when `fetched` is null.
+Expected<RunResult> run_full(Store& store, const mapping::Mapping& mapping,
+                             const SourceSpec& source, const SourceData* fetched,
+                             std::optional<StoredDigests> pre_read, const RunOptions& options) {
     std::string started = now_utc();
+    // Read before anything the plan is made from: the run can be recorded
+    // as settled only if nothing was committed since.
+    auto generation = store.generation();
+    if (!generation) {
+        return std::unexpected(generation.error());
+    }
+    const std::string key = settle_key(mapping, source);
     // A fetch is compared with digests of the stored mirror; only a run
     // without one reads the mirror itself.
     std::optional<SourceData> mirror;
     StoredDigests stored;
     if (fetched) {
-        auto users = store.source_user_digests(source.name);
-        auto groups = store.source_group_digests(source.name);
-        if (!users || !groups) {
-            return std::unexpected(!users ? users.error() : groups.error());
+        if (pre_read && pre_read->generation == *generation) {
+            stored = std::move(*pre_read);
+        } else {
+            auto read = read_stored_digests(store, source.name);
+            if (!read) {
+                return std::unexpected(read.error());
+            }
+            stored = std::move(*read);
+            generation = stored.generation;
         }
-        stored = StoredDigests{std::move(*users), std::move(*groups)};
     } else {
         auto read = stored_mirror(store, source.name);
         if (!read) {
@@ -518,6 +635,40 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
                                 std::move(plan)});
     }
 
+    // Settled: the stored mirror is what was fetched, and the store has not
+    // changed since a plan of that mirror under the same key was empty (or
+    // was applied), so planning again would give nothing. The run stores
+    // the cursor and is recorded as an applied run without changes.
+    if (fetched && !key.empty() && mirror_unchanged(stored, *fetched)) {
+        auto summary = store.settled_summary(source.name, key, *generation);
+        if (!summary) {
+            return std::unexpected(summary.error());
+        }
+        if (*summary) {
+            auto plan = settled_plan(store, source, *fetched, **summary);
+            if (!plan) {
+                return std::unexpected(plan.error());
+            }
+            auto written = store.write(source.name, [&](Transaction& tx) -> Expected<void> {
+                if (auto cursor = tx.set_source_cursor(source.name, fetched->cursor); !cursor) {
+                    return cursor;
+                }
+                if (options.record_applied) {
+                    if (auto recorded =
+                            tx.record_sync_run(record(*plan, started, "applied", "", "full"));
+                        !recorded) {
+                        return recorded;
+                    }
+                }
+                return tx.mark_settled(source.name, key, *generation, **summary);
+            });
+            if (!written) {
+                return std::unexpected(written.error());
+            }
+            return RunResult{"applied", "", std::move(*plan)};
+        }
+    }
+
     // Applied as planned in the common case; only when the store refuses
     // (a project would lose its last admin) is the plan settled with dry
     // runs and applied again.
@@ -535,8 +686,26 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
             return tx.set_source_cursor(source.name, fetched->cursor);
         };
     }
-    return execute(store, mapping, source, std::move(*plan), started, "full", write_mirror,
-                   options);
+    std::optional<Settle> settle;
+    if (!key.empty()) {
+        settle = Settle{key, *generation};
+    }
+    return execute(store, mapping, source, std::move(*plan), started, "full", write_mirror, options,
+                   settle);
+}
+
+}  // namespace
+
+Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
+                             const SourceSpec& source, const std::optional<SourceData>& fetched,
+                             const RunOptions& options) {
+    return run_full(store, mapping, source, fetched ? &*fetched : nullptr, std::nullopt, options);
+}
+
+Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
+                             const SourceSpec& source, const SourceData& fetched,
+                             StoredDigests stored, const RunOptions& options) {
+    return run_full(store, mapping, source, &fetched, std::move(stored), options);
 }
 
 }  // namespace orgsync::sync

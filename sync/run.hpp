@@ -6,6 +6,8 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 
 #include "directory/store.hpp"
 #include "mapping/mapping.hpp"
@@ -62,6 +64,26 @@ directory::Expected<RunResult> run_sync(directory::Store& store, const mapping::
                                         const SourceSpec& source,
                                         const std::optional<SourceData>& fetched,
                                         const RunOptions& options);
+
+// What a full run compares a fetch with: the digests of the stored mirror's
+// records (Store::source_user_digests, source_group_digests) and the store
+// generation read before them. A connector can read them on another thread
+// while it reads the source, and hand them to run_sync.
+struct StoredDigests {
+    std::int64_t generation = 0;
+    std::unordered_map<std::string, directory::MirrorDigest> users;
+    std::unordered_map<std::string, directory::MirrorDigest> groups;
+};
+directory::Expected<StoredDigests> read_stored_digests(const directory::Store& store,
+                                                       std::string_view source);
+
+// run_sync with `fetched` and the stored mirror's digests read before
+// (read_stored_digests). They are used when nothing was committed since
+// they were read (the store generation is the same), and read again
+// otherwise.
+directory::Expected<RunResult> run_sync(directory::Store& store, const mapping::Mapping& mapping,
+                                        const SourceSpec& source, const SourceData& fetched,
+                                        StoredDigests stored, const RunOptions& options);
 
 // One incremental run: the plan of make_delta_plan, guarded like run_sync
 // (an incomplete delta fails the run; the deletion guard applies), then one

@@ -7,7 +7,9 @@
 #include <cctype>
 #include <charconv>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
+#include <string_view>
 #include <unordered_set>
 
 #include "config/fingerprint.hpp"
@@ -335,6 +337,62 @@ void collect_members(std::size_t start, const std::vector<std::vector<std::size_
     out.erase(std::unique(out.begin(), out.end()), out.end());
 }
 
+// Users by normalised DN, built once every user is read (the groups are
+// read after the users): open addressing over a flat array, sized once,
+// instead of a node per DN grown while reading. Each slot holds a user
+// index and part of its DN's hash, so a probe rarely compares a DN. The
+// first user of a DN keeps it.
+class DnIndex {
+  public:
+    // `dns[i]` is user i's normalised DN, or empty when it has none.
+    explicit DnIndex(std::vector<std::string> dns) : m_dns(std::move(dns)) {
+        std::size_t capacity = 16;
+        while (capacity < m_dns.size() * 2) {
+            capacity *= 2;
+        }
+        m_slots.assign(capacity, 0);
+        m_mask = capacity - 1;
+        for (std::size_t i = 0; i < m_dns.size(); ++i) {
+            if (m_dns[i].empty()) {
+                continue;
+            }
+            const std::uint64_t hash = std::hash<std::string_view>{}(m_dns[i]);
+            for (std::size_t slot = hash & m_mask;; slot = (slot + 1) & m_mask) {
+                if (m_slots[slot] == 0) {
+                    m_slots[slot] = entry(hash, i);
+                    break;
+                }
+                if (matches(m_slots[slot], hash, m_dns[i])) {
+                    break;  // a second user with this DN
+                }
+            }
+        }
+    }
+
+    std::optional<std::uint32_t> find(std::string_view dn) const {
+        const std::uint64_t hash = std::hash<std::string_view>{}(dn);
+        for (std::size_t slot = hash & m_mask; m_slots[slot] != 0; slot = (slot + 1) & m_mask) {
+            if (matches(m_slots[slot], hash, dn)) {
+                return static_cast<std::uint32_t>(m_slots[slot] & 0xffffffffU) - 1;
+            }
+        }
+        return std::nullopt;
+    }
+
+  private:
+    // High half: the hash's high bits; low half: index + 1 (0 is empty).
+    static std::uint64_t entry(std::uint64_t hash, std::size_t index) {
+        return (hash & 0xffffffff00000000ULL) | (static_cast<std::uint64_t>(index) + 1);
+    }
+    bool matches(std::uint64_t slot, std::uint64_t hash, std::string_view dn) const {
+        return (slot >> 32) == (hash >> 32) && m_dns[(slot & 0xffffffffU) - 1] == dn;
+    }
+
+    std::vector<std::string> m_dns;
+    std::vector<std::uint64_t> m_slots;
+    std::size_t m_mask = 0;
+};
+
 // membership_fingerprint over views of `values`: no copies.
 std::uint64_t fingerprint_of(const std::vector<std::string>& values) {
     std::vector<std::string_view> sorted(values.begin(), values.end());
@@ -382,7 +440,7 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
     const bool by_uid = member_attribute == "memberUid";
 
     std::vector<SourceUser> users;
-    std::unordered_map<std::string, std::uint32_t> user_by_dn;   // normalised DN → index
+    std::vector<std::string> user_dns;                           // normalised, by index
     std::unordered_map<std::string, std::uint32_t> user_by_uid;  // memberUid value → index
     std::vector<std::vector<std::string>> user_groups;           // memberOf mode: group DNs
     std::unordered_set<std::string> seen_ids;
@@ -397,9 +455,8 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
             return {};
         }
         const auto index = static_cast<std::uint32_t>(users.size());
-        if (auto dn = normalize_dn(entry.dn)) {
-            user_by_dn.emplace(std::move(*dn), index);
-        }
+        auto dn = normalize_dn(entry.dn);
+        user_dns.push_back(dn ? std::move(*dn) : std::string());
         if (by_uid) {
             if (const auto uid = entry.first(config.member_uid_attribute); !uid.empty()) {
                 user_by_uid.emplace(std::string(uid), index);
@@ -422,6 +479,7 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
     stats.references += read_users->references;
     stats.users = users.size();
     seen_ids = {};
+    const DnIndex user_by_dn(std::move(user_dns));
 
     // Member values are resolved to users as each group arrives (the users
     // are all known by then), so the server sends the next groups while
@@ -467,8 +525,8 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
                 auto normal = normalize_dn(strip_unique_id(value));
                 if (!normal) {
                     ++stats.unresolved_members;
-                } else if (auto user = user_by_dn.find(*normal); user != user_by_dn.end()) {
-                    group.users.push_back(user->second);
+                } else if (auto user = user_by_dn.find(*normal)) {
+                    group.users.push_back(*user);
                 } else {
                     group.other_members.push_back(std::move(*normal));
                 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <charconv>
 #include <ctime>
+#include <future>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
@@ -502,16 +503,25 @@ Expected<LdapSyncReport> sync_ldap_source(Store& store, const mapping::Mapping& 
         stats = {};
     }
 
+    // The stored mirror's digests, which the run compares the read with,
+    // are read from the store while the directory is read.
+    auto stored_digests = std::async(std::launch::async, [&store, &source] {
+        return sync::read_stored_digests(store, source.name);
+    });
     auto data = full_read(*connection, config, source.name, settings, stats, options.progress);
+    auto stored = stored_digests.get();
     if (!data) {
         return record_failure(store, mapping, source, data.error(), "full", stats);
+    }
+    if (!stored) {
+        return std::unexpected(stored.error());
     }
     spdlog::info(
         "event=ldap_read source={} mode=full reason=\"{}\" users={} groups={} pages={} "
         "skipped_without_id={} skipped_without_email={} unresolved_members={} nested={} cycles={}",
         source.name, reason, stats.users, stats.groups, stats.pages, stats.users_without_id,
         stats.users_without_email, stats.unresolved_members, stats.nested_groups, stats.cycles);
-    auto run = sync::run_sync(store, mapping, source, *data, run_options);
+    auto run = sync::run_sync(store, mapping, source, *data, std::move(*stored), run_options);
     if (!run) {
         return std::unexpected(run.error());
     }

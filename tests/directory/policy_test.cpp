@@ -587,6 +587,51 @@ TEST_F(PolicyTest, OrgMembershipChangeTakesEffectOnNextDecision) {
     EXPECT_EQ(promoted.role, OrgRole::admin) << describe(promoted);
 }
 
+TEST_F(PolicyTest, DirectGrantChangeTakesEffectOnNextDecision) {
+    const auto req = request("member@acme.com", "acme", "project.resources.write", "vision");
+    EXPECT_FALSE(decide(req).allow) << "no grant yet";
+    auto before = store().snapshot();
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        return tx.grant_project(w.vision, user_principal(w.member), Level::write, tx.source());
+    });
+    auto granted = decide(req);
+    EXPECT_TRUE(granted.allow) << describe(granted);
+    EXPECT_EQ(granted.reason, "write via direct grant");
+    // The earlier snapshot shares most of the new one and still answers as before.
+    auto old = authorize(*before, req);
+    ASSERT_TRUE(old.has_value());
+    EXPECT_FALSE(old->allow) << describe(*old);
+
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        return tx.grant_project(w.vision, user_principal(w.member), Level::read, "corp");
+    });
+    EXPECT_TRUE(decide(req).allow) << "the highest of the sources' grants";
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        return tx.revoke_project(w.vision, user_principal(w.member), tx.source());
+    });
+    auto lowered = decide(req);
+    EXPECT_FALSE(lowered.allow) << describe(lowered);
+    EXPECT_EQ(lowered.level, Level::read) << describe(lowered);
+}
+
+TEST_F(PolicyTest, EndedMembershipTakesItsDirectGrantsWithIt) {
+    const auto req = request("writer@acme.com", "acme", "project.resources.write", "vision");
+    EXPECT_TRUE(decide(req).allow);
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        return tx.retract_membership(w.acme, w.writer, tx.source());
+    });
+    EXPECT_FALSE(decide(req).allow);
+    // Back as a member: the grant the membership's end removed stays removed.
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        return tx.assert_membership(
+            w.acme, w.writer,
+            test_support::assertion(tx.source(), UserType::internal, OrgRole::member));
+    });
+    auto back = decide(req);
+    EXPECT_FALSE(back.allow) << describe(back);
+    EXPECT_EQ(back.reason, "no access to private project vision") << describe(back);
+}
+
 // ---------------------------------------------------------------------------
 // Datasets.
 

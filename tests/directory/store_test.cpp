@@ -6,6 +6,7 @@
 
 #include "directory/store.hpp"
 
+#include <SQLiteCpp/Database.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include "directory/error.hpp"
 #include "directory/model.hpp"
 #include "directory/policy.hpp"
+#include "directory/schema.hpp"
 #include "tests/directory/test_support.hpp"
 
 namespace orgsync::directory {
@@ -588,6 +590,103 @@ TEST_F(StoreTest, ReplacingTheLastProjectAdminInOneWriteSucceeds) {
     });
     EXPECT_TRUE(succeeds(result));
     EXPECT_EQ(grants_of(vision), std::vector<std::string>{"member@acme.com admin"});
+}
+
+// Invariant 5 is checked for the projects a write may have taken an admin
+// from, not by a scan of the org: each way of losing the last admin is
+// still caught when the write touches one project of many, and a write
+// that touches several names the first by slug, as the scan did.
+TEST_F(StoreTest, ALastProjectAdminIsStillCaughtAmongManyProjects) {
+    UserId solo = 0;
+    GroupId leads = 0;
+    GroupId alone = 0;
+    std::vector<ProjectId> projects;
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        for (int i = 10; i < 50; ++i) {
+            ProjectId project = 0;
+            ORGSYNC_ASSIGN(project, tx.create_project(acme, "p" + std::to_string(i),
+                                                      Visibility::private_, {}, owner));
+            projects.push_back(project);
+        }
+        ORGSYNC_ASSIGN(solo,
+                       add_member(tx, acme, "new@acme.com", UserType::internal, OrgRole::member));
+        ORGSYNC_ASSIGN(leads, tx.create_group(acme, "leads"));
+        ORGSYNC_ASSIGN(alone, tx.create_group(acme, "alone"));
+        ORGSYNC_TRY(tx.add_group_member(leads, admin, k_manual_source));
+        ORGSYNC_TRY(tx.add_group_member(alone, solo, k_manual_source));
+        // p37: member@acme.com alone; p23: the group leads alone; p15: the
+        // group alone, whose only member is new@acme.com.
+        ORGSYNC_TRY(
+            tx.grant_project(projects[27], user_principal(member), Level::admin, k_manual_source));
+        ORGSYNC_TRY(
+            tx.grant_project(projects[13], group_principal(leads), Level::admin, k_manual_source));
+        ORGSYNC_TRY(
+            tx.grant_project(projects[5], group_principal(alone), Level::admin, k_manual_source));
+        for (std::size_t i : {27U, 13U, 5U}) {
+            ORGSYNC_TRY(tx.revoke_project(projects[i], user_principal(owner), k_manual_source));
+        }
+        return {};
+    });
+    auto rejected_naming = [&](const test_support::Body& body, const std::string& subject) {
+        const std::string before = state();
+        auto result = write(body);
+        ASSERT_TRUE(fails_with(result, ErrorCode::last_project_admin));
+        EXPECT_EQ(result.error().subject, subject);
+        EXPECT_NE(result.error().message.find("project " + subject.substr(5) + " of org acme"),
+                  std::string::npos)
+            << result.error().message;
+        EXPECT_EQ(state(), before);
+    };
+    // A grant revoked or lowered.
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            return tx.revoke_project(projects[27], user_principal(member), k_manual_source);
+        },
+        "acme/p37");
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            return tx.grant_project(projects[13], group_principal(leads), Level::read,
+                                    k_manual_source);
+        },
+        "acme/p23");
+    // The admin group's last member leaves it; the group is deleted.
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            return tx.remove_group_member(leads, admin, k_manual_source);
+        },
+        "acme/p23");
+    rejected_naming([&](Transaction& tx) -> Expected<void> { return tx.delete_group(alone); },
+                    "acme/p15");
+    // A membership ends: its user grants and group memberships go with it.
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            return tx.retract_membership(acme, member, k_manual_source);
+        },
+        "acme/p37");
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            return tx.retract_membership(acme, solo, k_manual_source);
+        },
+        "acme/p15");
+    // Three at once: the first by slug is named.
+    rejected_naming(
+        [&](Transaction& tx) -> Expected<void> {
+            ORGSYNC_TRY(tx.retract_membership(acme, member, k_manual_source));
+            ORGSYNC_TRY(tx.retract_membership(acme, solo, k_manual_source));
+            return tx.delete_group(leads);
+        },
+        "acme/p15");
+
+    // Writes that leave every project an admin pass: another project's
+    // grants, a new member, a group member replaced in one write.
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(
+            tx.grant_project(projects[30], user_principal(guest), Level::read, k_manual_source));
+        ORGSYNC_TRY(discard(
+            add_member(tx, acme, "ext@partner.example", UserType::external, OrgRole::guest)));
+        ORGSYNC_TRY(tx.add_group_member(leads, member, k_manual_source));
+        return tx.remove_group_member(leads, admin, k_manual_source);
+    });
 }
 
 // ---------------------------------------------------------------------------
@@ -1164,6 +1263,174 @@ TEST_F(StoreTest, BulkCallEventsAreBatchedInTheOutboxWithTheirOwnIds) {
     // 1,500 new users and memberships: 3,000 events in 3 rows.
     EXPECT_EQ(must(store().outbox_depth(), "outbox_depth") - before, 3);
     EXPECT_EQ(audit_count(store()) > 3000u, true);
+}
+
+TEST_F(StoreTest, MirroredMembersAreKeptSortedAndUniqueAndFoundByMember) {
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "g2", "cn=b", "{}", {"u3", "u1"}}));
+        ORGSYNC_TRY(
+            tx.put_source_group(SourceGroup{"corp", "g1", "cn=a", "{}", {"u2", "u1", "u2", ""}}));
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "g0", "cn=empty", "{}", {}}));
+        return tx.put_source_group(SourceGroup{"okta", "g9", "cn=a", "{}", {"u1"}});
+    });
+    auto groups = must(store().list_source_groups("corp"));
+    ASSERT_EQ(groups.size(), 3U);
+    EXPECT_TRUE(groups[0].member_ids.empty());
+    EXPECT_EQ(groups[1].member_ids, (std::vector<std::string>{"", "u1", "u2"}));
+    EXPECT_EQ(groups[2].member_ids, (std::vector<std::string>{"u1", "u3"}));
+    auto found = must(store().find_source_groups("corp", {"g2", "g1"}, true));
+    ASSERT_EQ(found.size(), 2U);
+    EXPECT_EQ(found[0].member_ids, groups[1].member_ids);
+    EXPECT_EQ(found[1].member_ids, groups[2].member_ids);
+
+    using Pairs = std::vector<std::pair<std::string, std::string>>;
+    EXPECT_EQ(must(store().source_memberships_of("corp", {"u3", "u1", "nobody", "u1"})),
+              (Pairs{{"g1", "u1"}, {"g2", "u1"}, {"g2", "u3"}}));
+    EXPECT_TRUE(must(store().source_memberships_of("corp", {})).empty());
+
+    // Digests of the stored groups match those of the records written.
+    auto digests = must(store().source_group_digests("corp"));
+    EXPECT_EQ(digests.at("g1"),
+              mirror_digest(SourceGroup{"corp", "g1", "cn=a", "{}", {"u1", "u2", ""}}));
+    EXPECT_EQ(digests.at("g0"), mirror_digest(SourceGroup{"corp", "g0", "cn=empty", "{}", {}}));
+
+    auto nul = store().write("corp", [&](Transaction& tx) -> Expected<void> {
+        return tx.put_source_group(
+            SourceGroup{"corp", "g3", "cn=c", "{}", {std::string("u\0x", 3)}});
+    });
+    ASSERT_FALSE(nul);
+    EXPECT_EQ(nul.error().code, ErrorCode::invalid_argument);
+}
+
+// The member index answers source_memberships_of as the member lists
+// stand after every kind of change: members gained and lost, a group
+// deleted, more members than one multi-row insert holds.
+TEST_F(StoreTest, TheMemberIndexFollowsTheMemberLists) {
+    using Pairs = std::vector<std::pair<std::string, std::string>>;
+    std::vector<std::string> many;
+    for (int i = 0; i < 300; ++i) {
+        many.push_back("m" + std::to_string(1000 + i));
+    }
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(
+            tx.put_source_group(SourceGroup{"corp", "g1", "cn=a", "{}", {"u1", "u2", "u3"}}));
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "g2", "cn=b", "{}", {"u2"}}));
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "big", "cn=big", "{}", many}));
+        return tx.put_source_group(SourceGroup{"okta", "g1", "cn=a", "{}", {"u1"}});
+    });
+    EXPECT_EQ(must(store().source_memberships_of("corp", {"u1", "u2", "u3", "m1299"})),
+              (Pairs{{"big", "m1299"}, {"g1", "u1"}, {"g1", "u2"}, {"g2", "u2"}, {"g1", "u3"}}));
+
+    // g1 loses u1 and u2 and gains u4; big keeps one member; g2 goes.
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "g1", "cn=a", "{}", {"u4", "u3"}}));
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "big", "cn=big", "{}", {"m1150"}}));
+        return tx.delete_source_group("corp", "g2");
+    });
+    EXPECT_EQ(must(store().source_memberships_of(
+                  "corp", {"u1", "u2", "u3", "u4", "m1000", "m1150", "m1299"})),
+              (Pairs{{"big", "m1150"}, {"g1", "u3"}, {"g1", "u4"}}));
+    EXPECT_EQ(must(store().source_memberships_of("okta", {"u1"})), (Pairs{{"g1", "u1"}}));
+
+    // A write that fails leaves the index as it was.
+    auto failed = store().write("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.put_source_group(SourceGroup{"corp", "g1", "cn=a", "{}", {"u9"}}));
+        return fail(ErrorCode::invalid_argument, "rolled back");
+    });
+    EXPECT_FALSE(failed);
+    EXPECT_EQ(must(store().source_memberships_of("corp", {"u3", "u9"})), (Pairs{{"g1", "u3"}}));
+}
+
+TEST(StoreMigrationTest, MirroredMembersOfAnOlderFileArePackedPerGroup) {
+    test_support::TempDir dir;
+    const auto path = dir.path() / "store.db";
+    {
+        SQLite::Database db(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+        for (const auto& migration : schema::migrations()) {
+            if (migration.version <= 4) {
+                db.exec(std::string(migration.sql));
+            }
+        }
+        db.exec("PRAGMA user_version = 4");
+        db.exec(
+            "INSERT INTO source_groups (source, external_id, name) VALUES ('corp', 'g1', 'cn=a'), "
+            "('corp', 'g2', 'cn=empty'), ('okta', 'g1', 'cn=a')");
+        db.exec(
+            "INSERT INTO source_group_members VALUES ('corp', 'g1', 'u2'), ('corp', 'g1', 'u10'), "
+            "('corp', 'g1', 'u1'), ('okta', 'g1', 'x')");
+    }
+    auto store = Store::open(path);
+    ASSERT_TRUE(store) << store.error().message;
+    auto groups = must((*store)->list_source_groups("corp"));
+    ASSERT_EQ(groups.size(), 2U);
+    EXPECT_EQ(groups[0].member_ids, (std::vector<std::string>{"u1", "u10", "u2"}));
+    EXPECT_TRUE(groups[1].member_ids.empty());
+    EXPECT_EQ(must((*store)->list_source_groups("okta"))[0].member_ids,
+              (std::vector<std::string>{"x"}));
+    EXPECT_EQ(must((*store)->source_group_digests("corp")).at("g1"),
+              mirror_digest(SourceGroup{"corp", "g1", "cn=a", "{}", {"u2", "u1", "u10"}}));
+    using Pairs = std::vector<std::pair<std::string, std::string>>;
+    EXPECT_EQ(must((*store)->source_memberships_of("corp", {"u10", "u1", "x"})),
+              (Pairs{{"g1", "u1"}, {"g1", "u10"}}));
+    EXPECT_EQ(must((*store)->source_memberships_of("okta", {"x"})), (Pairs{{"g1", "x"}}));
+}
+
+TEST_F(StoreTest, TheGenerationMovesWithEveryWriteThatChangesARow) {
+    const auto before = must(store().generation());
+    write_ok([&](Transaction&) -> Expected<void> { return {}; });
+    EXPECT_EQ(must(store().generation()), before);  // nothing written
+    auto dry = store().check_write("corp", [&](Transaction& tx) -> Expected<void> {
+        return tx.put_source_user(SourceUser{"corp", "u1", "a@acme.com", "", true, "{}"});
+    });
+    ASSERT_TRUE(dry) << dry.error().message;
+    EXPECT_EQ(must(store().generation()), before);  // rolled back
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        return tx.put_source_user(SourceUser{"corp", "u1", "a@acme.com", "", true, "{}"});
+    });
+    EXPECT_EQ(must(store().generation()), before + 1);
+    auto failed = store().write("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.put_source_user(SourceUser{"corp", "u2", "b@acme.com", "", true, "{}"}));
+        return fail(ErrorCode::invalid_argument, "rolled back");
+    });
+    EXPECT_FALSE(failed);
+    EXPECT_EQ(must(store().generation()), before + 1);
+}
+
+TEST_F(StoreTest, ASettledSourceStaysSettledOnlyWhileNothingIsWritten) {
+    auto generation = must(store().generation());
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", generation)), std::nullopt);
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.put_source_user(SourceUser{"corp", "u1", "a@acme.com", "", true, "{}"}));
+        return tx.mark_settled("corp", "k1", generation, "counts");
+    });
+    generation = must(store().generation());
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", generation)), "counts");
+    EXPECT_EQ(must(store().settled_summary("corp", "k2", generation)), std::nullopt);
+    EXPECT_EQ(must(store().settled_summary("okta", "k1", generation)), std::nullopt);
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", generation - 1)), std::nullopt);
+
+    // Settled again on its own generation; any other write ends it.
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        return tx.mark_settled("corp", "k1", generation, "again");
+    });
+    generation = must(store().generation());
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", generation)), "again");
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        auto added = add_member(tx, acme, "new@acme.com", UserType::internal, OrgRole::member);
+        if (!added) {
+            return std::unexpected(added.error());
+        }
+        return {};
+    });
+    generation = must(store().generation());
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", generation)), std::nullopt);
+
+    // A mark made on a stale generation records nothing.
+    write_ok("corp", [&](Transaction& tx) -> Expected<void> {
+        return tx.mark_settled("corp", "k1", generation - 1, "stale");
+    });
+    EXPECT_EQ(must(store().settled_summary("corp", "k1", must(store().generation()))),
+              std::nullopt);
 }
 
 }  // namespace
