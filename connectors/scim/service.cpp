@@ -14,7 +14,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "connectors/scim/group_commit.hpp"
 #include "connectors/scim/resource.hpp"
+#include "directory/email.hpp"
 #include "sync/run.hpp"
 
 namespace orgsync::scim {
@@ -273,9 +275,21 @@ struct Service::Impl {
     struct Source;
     ScimResponse route(Source& source, const ScimRequest& request);
 
+    // A POST /Users on its way through a group commit (group_commit.hpp).
+    struct PendingUser {
+        json resource;      // normalized, with its id and meta
+        SourceUser record;  // its mirror record
+        // What it depends on: its folded userName (uniqueness) and its
+        // canonical address (the plan merges users sharing one).
+        std::vector<std::string> keys;
+        bool committed = false;
+        std::optional<ScimResponse> refused;  // why not, when it was not
+    };
+
     struct Source {
         ScimSource config;
         std::mutex writes;  // one read-validate-write sequence at a time
+        CommitQueue<PendingUser> creates;
     };
 
     Store& store;
@@ -742,30 +756,87 @@ struct Service::Impl {
         if (!resource) {
             return scim_error(resource.error());
         }
+        if (kind == Kind::user) {
+            return create_user(source, std::move(*resource), request);
+        }
         std::lock_guard lock(source.writes);
         if (auto taken = check_unique(source, kind, *resource, "")) {
             return *taken;
         }
-        sync::SourceDelta delta;
-        if (kind == Kind::group) {
-            if (auto bad = check_members(source, member_ids(*resource))) {
-                return *bad;
-            }
+        if (auto bad = check_members(source, member_ids(*resource))) {
+            return *bad;
         }
         std::string id = new_id();
         (*resource)["id"] = id;
         stamp(*resource, kind, nullptr);
-        if (kind == Kind::user) {
-            delta.upsert_users.push_back(to_source_user(source.config.name, *resource));
-        } else {
-            delta.upsert_groups.push_back(to_source_group(source.config.name, *resource));
-        }
+        sync::SourceDelta delta;
+        delta.upsert_groups.push_back(to_source_group(source.config.name, *resource));
         if (auto failed = commit(source, delta)) {
             return *failed;
         }
         ScimResponse response = single(source, kind, std::move(*resource), 201, request);
         response.location = fmt::format("{}/{}/{}", request.base_url, endpoint(kind), id);
         return response;
+    }
+
+    // POST /Users. Users created while a commit of the source is under way
+    // are committed together by the next one (one transaction and one
+    // fsync for all of them), each answered as if written alone: see
+    // commit_together. The response is built once the user is committed.
+    ScimResponse create_user(Source& source, json resource, const ScimRequest& request) {
+        const std::string id = new_id();
+        resource["id"] = id;
+        stamp(resource, Kind::user, nullptr);
+        PendingUser pending;
+        pending.record = to_source_user(source.config.name, resource);
+        pending.keys.push_back("userName:" +
+                               ascii_lower(resource.at("userName").get<std::string>()));
+        if (!pending.record.email.empty()) {
+            auto address = directory::canonical_email(pending.record.email);
+            pending.keys.push_back("address:" +
+                                   (address ? *address : ascii_lower(pending.record.email)));
+        }
+        pending.resource = std::move(resource);
+        source.creates.submit(
+            pending, [&](std::span<PendingUser* const> batch) { create_users(source, batch); });
+        if (!pending.committed) {
+            return pending.refused.value_or(error(500, "", "the write did not complete"));
+        }
+        ScimResponse response =
+            single(source, Kind::user, std::move(pending.resource), 201, request);
+        response.location = fmt::format("{}/{}/{}", request.base_url, endpoint(Kind::user), id);
+        return response;
+    }
+
+    // One batch of POST /Users, under the source's write lock.
+    void create_users(Source& source, std::span<PendingUser* const> batch) {
+        std::lock_guard lock(source.writes);
+        commit_together(
+            batch,
+            [&](PendingUser& user) {
+                if (auto taken = check_unique(source, Kind::user, user.resource, "")) {
+                    user.refused = std::move(*taken);
+                    return false;
+                }
+                return true;
+            },
+            [&](std::span<PendingUser* const> users) {
+                sync::SourceDelta delta;
+                for (const PendingUser* user : users) {
+                    delta.upsert_users.push_back(user->record);
+                }
+                auto failed = commit(source, std::move(delta));
+                if (!failed) {
+                    for (PendingUser* user : users) {
+                        user->committed = true;
+                    }
+                    return true;
+                }
+                if (users.size() == 1) {
+                    users.front()->refused = std::move(*failed);
+                }
+                return false;
+            });
     }
 
     // PUT (`replace`) and PATCH share the rest of the write: checks, stamp,

@@ -14,7 +14,9 @@
 // (sync::run_sync_delta) in one store transaction, committed before the
 // response is built: a 2xx means the write is durable. Writes of one source
 // are serialised (a read-validate-write sequence per request); reads run
-// concurrently.
+// concurrently. POST /Users requests that arrive while a write of their
+// source is being committed are committed together, in one transaction
+// (group_commit.hpp), each answered as if it had been written alone.
 //
 // Thread-safe: handle() may be called from any number of threads.
 

@@ -7,10 +7,15 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "directory/store.hpp"
 #include "tests/daemon/process.hpp"
 #include "tests/support/daemon_process.hpp"
 
@@ -573,6 +578,106 @@ TEST_F(ScimServerTest, DiscoveryEndpoints) {
     }
     EXPECT_TRUE(has_user_name);
     expect_error(call("DELETE", "/ServiceProviderConfig"), 405);
+}
+
+// POST /Users from many clients at once: what arrives while a commit is
+// under way is committed together (group commit), and each request still
+// gets the answer it would get alone: a userName is created once, whatever
+// its case; a user the store refuses (internal in another org already) is
+// refused without failing the users committed with it; every acknowledged
+// user is in the store, a member of the org.
+TEST_F(ScimServerTest, ConcurrentCreatesAreEachAnsweredAsIfAlone) {
+    EXPECT_EQ(m_daemon->stop(SIGTERM), 0);
+    {
+        auto store = directory::Store::open(m_dir / "orgsync.db");
+        ASSERT_TRUE(store) << store.error().message;
+        auto written =
+            (*store)->write("manual", [](directory::Transaction& tx) -> directory::Expected<void> {
+                auto beta = tx.find_org_id("beta");
+                if (!beta || !*beta) {
+                    return directory::fail(directory::ErrorCode::not_found, "no org beta");
+                }
+                auto user = tx.upsert_user("taken@acme.com", "Taken");
+                if (!user) {
+                    return std::unexpected(user.error());
+                }
+                return tx.assert_membership(
+                    **beta, *user,
+                    directory::MembershipAssertion{"manual", directory::UserType::internal,
+                                                   directory::OrgRole::member});
+            });
+        ASSERT_TRUE(written) << written.error().message;
+    }
+    start();
+
+    constexpr int k_clients = 8;
+    constexpr int k_own = 15;    // users only one client creates
+    constexpr int k_shared = 5;  // userNames every client sends, in its own case
+    std::mutex mutex;
+    std::map<std::string, std::vector<int>> statuses;  // folded userName -> answers
+    std::vector<std::thread> clients;
+    for (int c = 0; c < k_clients; ++c) {
+        clients.emplace_back([&, c] {
+            httplib::Client client("127.0.0.1", m_daemon->port());
+            client.set_read_timeout(30, 0);
+            const httplib::Headers auth{{"Authorization", std::string("Bearer ") + k_entra_token}};
+            auto post = [&](const std::string& user_name, const std::string& folded) {
+                json body = {{"schemas", json::array({k_user})},
+                             {"userName", user_name},
+                             {"active", true},
+                             {"emails", json::array({{{"primary", true}, {"value", folded}}})}};
+                auto reply =
+                    client.Post("/scim/v2/Users", auth, body.dump(), "application/scim+json");
+                std::lock_guard lock(mutex);
+                statuses[folded].push_back(reply ? reply->status : -1);
+            };
+            // Own users, with the refused one among them, then the shared
+            // userNames.
+            std::vector<std::pair<std::string, std::string>> requests;
+            for (int i = 0; i < k_own; ++i) {
+                auto name = "c" + std::to_string(c) + "-" + std::to_string(i) + "@acme.com";
+                requests.emplace_back(name, name);
+                if (i == k_own / 2) {
+                    requests.emplace_back("taken@acme.com", "taken@acme.com");
+                }
+            }
+            for (int i = 0; i < k_shared; ++i) {
+                auto folded = "shared" + std::to_string(i) + "@acme.com";
+                auto name = folded;
+                auto& letter = name[static_cast<std::size_t>(c) % 6];
+                letter = static_cast<char>(std::toupper(static_cast<unsigned char>(letter)));
+                requests.emplace_back(name, folded);
+            }
+            for (const auto& [name, folded] : requests) {
+                post(name, folded);
+            }
+        });
+    }
+    for (auto& client : clients) {
+        client.join();
+    }
+
+    std::size_t created = 0;
+    for (const auto& [folded, answers] : statuses) {
+        const auto created_here = std::count(answers.begin(), answers.end(), 201);
+        created += static_cast<std::size_t>(created_here);
+        if (folded == "taken@acme.com") {
+            EXPECT_EQ(answers, std::vector<int>(k_clients, 409));
+        } else if (folded.starts_with("shared")) {
+            EXPECT_EQ(created_here, 1) << folded;
+            EXPECT_EQ(std::count(answers.begin(), answers.end(), 409), k_clients - 1) << folded;
+        } else {
+            EXPECT_EQ(answers, std::vector<int>{201}) << folded;
+        }
+    }
+    EXPECT_EQ(created, static_cast<std::size_t>(k_clients * k_own + k_shared));
+    EXPECT_EQ(call("GET", "/Users?count=0").body["totalResults"], created);
+    EXPECT_EQ(
+        call("GET", "/Users?filter=userName%20eq%20%22taken%40acme.com%22").body["totalResults"],
+        0);
+    EXPECT_EQ(authorize("c3-7@acme.com", "acme", "org.projects.create"), 0);
+    EXPECT_EQ(authorize("shared2@acme.com", "acme", "org.projects.create"), 0);
+    EXPECT_EQ(authorize("taken@acme.com", "acme", "org.projects.create"), 1);
 }
 
 TEST_F(ScimServerTest, AcknowledgedWritesSurviveAKill) {
