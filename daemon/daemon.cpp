@@ -7,7 +7,6 @@
 #include <systemd/sd-daemon.h>
 
 #include <array>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
@@ -31,23 +30,17 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using Clock = std::chrono::system_clock;
 
-// A secret from a file (a systemd credential): its text without trailing
-// whitespace. The error names the file, never its content.
+// A secret file's content, or why it cannot be used (naming the file,
+// never the content).
 std::expected<std::string, std::string> read_secret(const fs::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
+    auto secret = read_secret_file(file);
+    if (!secret) {
         return std::unexpected(fmt::format("cannot read {}", file.string()));
     }
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string secret = text.str();
-    while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) {
-        secret.pop_back();
-    }
-    if (secret.empty()) {
+    if (secret->empty()) {
         return std::unexpected(fmt::format("{} is empty", file.string()));
     }
-    return secret;
+    return std::move(*secret);
 }
 
 std::expected<std::vector<scim::ScimSource>, std::string> scim_sources(const Config& config) {

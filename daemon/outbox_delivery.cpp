@@ -5,10 +5,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <array>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "daemon/setup.hpp"
 #include "daemon/signature.hpp"
 
 namespace orgsync::daemon {
@@ -35,27 +34,6 @@ std::string loggable_url(std::string_view url) {
         authority_and_path.remove_prefix(at + 1);
     }
     return fmt::format("{}{}", url.substr(0, start), authority_and_path);
-}
-
-std::optional<std::string> read_secret(const std::filesystem::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    if (!in) {
-        return std::nullopt;
-    }
-    std::string text;
-    std::array<char, 4096> chunk{};
-    while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0) {
-        text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
-    }
-    if (!in.eof()) {
-        return std::nullopt;
-    }
-    if (text.ends_with("\r\n")) {
-        text.resize(text.size() - 2);
-    } else if (text.ends_with('\n')) {
-        text.pop_back();
-    }
-    return text;
 }
 
 // One request's worth of events, and where the target stands once they are
@@ -149,7 +127,7 @@ std::expected<std::vector<DeliveryTarget>, std::string> load_delivery_targets(
     const Config& config) {
     std::vector<DeliveryTarget> targets;
     for (const WebhookTarget& target : config.webhook_targets) {
-        auto secret = read_secret(target.secret_file);
+        auto secret = read_secret_file(target.secret_file);
         if (!secret) {
             return std::unexpected(
                 fmt::format("cannot read the webhook secret file {}", target.secret_file.string()));

@@ -2,11 +2,34 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <fstream>
 #include <ostream>
 
 namespace orgsync::daemon {
 
 namespace fs = std::filesystem;
+
+std::optional<std::string> read_secret_file(const std::filesystem::path& file) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+        return std::nullopt;
+    }
+    std::string text;
+    std::array<char, 4096> chunk{};
+    while (in.read(chunk.data(), chunk.size()) || in.gcount() > 0) {
+        text.append(chunk.data(), static_cast<std::size_t>(in.gcount()));
+    }
+    if (!in.eof()) {
+        return std::nullopt;
+    }
+    if (text.ends_with("\r\n")) {
+        text.resize(text.size() - 2);
+    } else if (text.ends_with('\n')) {
+        text.pop_back();
+    }
+    return text;
+}
 
 std::optional<Config> load_or_report(const fs::path& file, std::ostream& err) {
     auto config = load_config(file);

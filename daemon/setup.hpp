@@ -17,6 +17,11 @@
 
 namespace orgsync::daemon {
 
+// A secret from a file (a systemd credential): its content with one
+// trailing newline ("\n" or "\r\n") dropped, or nullopt when the file cannot
+// be read. Callers name the file in their errors, never the content.
+std::optional<std::string> read_secret_file(const std::filesystem::path& file);
+
 std::optional<Config> load_or_report(const std::filesystem::path& file, std::ostream& err);
 
 std::optional<mapping::Mapping> load_mapping_or_report(const Config& config, std::ostream& err);
