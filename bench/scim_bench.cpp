@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,7 @@ struct Options {
     int seconds = 10;
     int connections = 8;
     int threads = 2;
+    std::string daemon = ORGSYNCD_BINARY;  // --daemon: another build, to compare in one session
 };
 
 std::string user_id(std::size_t i) {
@@ -56,6 +59,7 @@ struct WrkResult {
     double p99_ms = 0;
     std::size_t requests = 0;
     std::size_t failures = 0;  // non-2xx/3xx plus socket errors
+    double cpu_us = 0;         // the daemon's CPU time per request
     std::string output;
 };
 
@@ -115,6 +119,28 @@ WrkResult run_wrk(const Options& options, std::uint16_t port, const std::string&
 
 void write_file(const fs::path& path, const std::string& text) {
     std::ofstream(path) << text;
+}
+
+// CPU seconds (user + system) the process has used so far
+// (/proc/PID/stat fields 14 and 15, in clock ticks).
+double cpu_seconds(pid_t pid) {
+    std::ifstream stat(fmt::format("/proc/{}/stat", pid));
+    std::string text;
+    std::getline(stat, text);
+    const auto close = text.rfind(')');
+    if (close == std::string::npos) {
+        return 0;
+    }
+    std::istringstream fields(text.substr(close + 2));
+    std::string field;
+    double ticks = 0;
+    // After the command name: state is field 3, utime 14, stime 15.
+    for (int index = 3; index <= 15 && fields >> field; ++index) {
+        if (index >= 14) {
+            ticks += std::stod(field);
+        }
+    }
+    return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // The daemon's peak resident memory (VmHWM), in MiB.
@@ -199,7 +225,7 @@ owner = "ceo@acme.com"
         "load {} SCIM users         {:6.2f} s (through run_sync, before the daemon starts)\n",
         options.users, bench::seconds_since(started));
 
-    auto daemon = test::DaemonProcess::start(ORGSYNCD_BINARY, dir / "orgsyncd.toml", dir / "log");
+    auto daemon = test::DaemonProcess::start(options.daemon, dir / "orgsyncd.toml", dir / "log");
     const std::uint16_t port = daemon->port();
     httplib::Client client("127.0.0.1", port);
     client.set_url_encode(false);
@@ -238,14 +264,29 @@ request = function()
 end
 )",
                                              k_token));
-    WrkResult health = run_wrk(options, port, "/healthz", "");
-    WrkResult get = run_wrk(options, port, "/", dir / "get.lua");
+    // The daemon's CPU per request, a figure the load generator sharing the
+    // cores cannot skew the way it skews the rates.
+    auto measured = [&](const std::string& path, const fs::path& script) {
+        const double before = cpu_seconds(daemon->pid());
+        WrkResult result = run_wrk(options, port, path, script);
+        if (result.requests > 0) {
+            result.cpu_us =
+                (cpu_seconds(daemon->pid()) - before) * 1e6 / static_cast<double>(result.requests);
+        }
+        return result;
+    };
+    WrkResult health = measured("/healthz", "");
+    WrkResult get = measured("/", dir / "get.lua");
     const long before_post = total_users();
     WrkResult post = run_wrk(options, port, "/", dir / "post.lua");
     const long after_post = total_users();
     auto print = [](const char* name, const WrkResult& result) {
-        fmt::print("{:<32} {:9.0f} req/s  p99 {:8.2f} ms  {} requests, {} failed\n", name,
+        fmt::print("{:<32} {:9.0f} req/s  p99 {:8.2f} ms  {} requests, {} failed", name,
                    result.rate, result.p99_ms, result.requests, result.failures);
+        if (result.cpu_us > 0) {
+            fmt::print(", daemon CPU {:.1f} us/request", result.cpu_us);
+        }
+        fmt::print("\n");
     };
     print("GET /healthz", health);
     print("GET /Users?filter=userName eq", get);
@@ -298,10 +339,11 @@ end
     const bool lost = created < acknowledged;
     fmt::print(
         "RESULT users={} healthz_rps={:.0f} get_rps={:.0f} get_p99_ms={:.2f} "
+        "healthz_cpu_us={:.1f} get_cpu_us={:.1f} "
         "post_rps={:.0f} post_p99_ms={:.2f} patch100_median_ms={:.2f} "
         "daemon_peak_mib={:.1f} status={}\n",
-        options.users, health.rate, get.rate, get.p99_ms, post.rate, post.p99_ms,
-        patch_ms[patch_ms.size() / 2], peak,
+        options.users, health.rate, get.rate, get.p99_ms, health.cpu_us, get.cpu_us, post.rate,
+        post.p99_ms, patch_ms[patch_ms.size() / 2], peak,
         (lost || !patches_ok || stopped != 0 || get.failures + health.failures > 0) ? "failed"
                                                                                     : "ok");
     if (lost || !patches_ok || stopped != 0 || get.rate == 0 || post.rate == 0) {
@@ -326,11 +368,14 @@ int main(int argc, char** argv) {
             ok = bench::parse_number(value, options.seconds);
         } else if (flag == "--connections") {
             ok = bench::parse_number(value, options.connections);
+        } else if (flag == "--daemon") {
+            options.daemon = value;
         } else {
             ok = false;
         }
         if (!ok) {
-            std::cerr << "usage: scim_bench [--users N] [--seconds S] [--connections C]\n";
+            std::cerr << "usage: scim_bench [--users N] [--seconds S] [--connections C] [--daemon "
+                         "ORGSYNCD]\n";
             return 2;
         }
         ++i;

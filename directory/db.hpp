@@ -1,7 +1,8 @@
 #pragma once
 
 // Internal to directory/: one SQLite connection with a cache of prepared
-// statements. Not thread-safe; the Store serialises every use under its mutex.
+// statements. Not thread-safe: the Store's writer connection is used under
+// its mutex, and each reader connection by one thread at a time.
 // SQLite failures surface as SQLite::Exception and are turned into
 // ErrorCode::storage at the Store boundary.
 
@@ -15,6 +16,7 @@
 #include <string_view>
 #include <type_traits>
 #include <unordered_map>
+#include <vector>
 
 #include "directory/model.hpp"
 
@@ -22,7 +24,11 @@ namespace orgsync::directory {
 
 class Db {
   public:
-    explicit Db(SQLite::Database& database) : m_database(database) {}
+    // `track_use`: remember the statements query() hands out, so that
+    // reset_used() can end a read transaction that a statement left open by
+    // not stepping to its last row (reader connections).
+    explicit Db(SQLite::Database& database, bool track_use = false)
+        : m_database(database), m_track_use(track_use) {}
 
     SQLite::Database& database() { return m_database; }
 
@@ -41,7 +47,18 @@ class Db {
         slot->clearBindings();
         int index = 0;
         (bind_one(*slot, ++index, args), ...);
+        if (m_track_use) {
+            m_used.push_back(slot.get());
+        }
         return *slot;
+    }
+
+    // Resets every statement query() handed out since the last call.
+    void reset_used() {
+        for (auto* statement : m_used) {
+            statement->tryReset();
+        }
+        m_used.clear();
     }
 
     // Runs a statement that returns no rows; returns the number of rows changed.
@@ -145,6 +162,8 @@ class Db {
     };
 
     SQLite::Database& m_database;
+    bool m_track_use = false;
+    std::vector<SQLite::Statement*> m_used;
     // run()'s raw statements (query()'s are SQLiteCpp's); finalized with
     // the Db, which the Store destroys before the connection.
     std::unordered_map<const char*, std::unique_ptr<sqlite3_stmt, Finalize>> m_writes;

@@ -1975,18 +1975,41 @@ Error storage_error(const std::exception& error) {
 
 }  // namespace
 
-struct Store::Impl {
-    explicit Impl(const std::filesystem::path& path)
-        // NOMUTEX: every use of the connection is already serialised by
-        // `mutex`, so SQLite's own per-call locking is pure overhead.
-        : database(path.string(),
-                   SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX),
-          db(database) {}
+// A connection of its own for reads: WAL lets it read the last committed
+// state while the writer connection writes.
+struct Reader {
+    explicit Reader(const std::string& path)
+        : database(path, SQLite::OPEN_READWRITE | SQLite::OPEN_NOMUTEX), db(database, true) {
+        database.setBusyTimeout(k_busy_timeout_ms);
+        database.exec("PRAGMA query_only = ON");
+    }
 
     SQLite::Database database;
-    // Guards `db` and its statement cache: every SQLite use goes through it.
+    Db db;
+};
+
+struct Store::Impl {
+    explicit Impl(const std::filesystem::path& file)
+        // NOMUTEX: every use of the connection is already serialised by
+        // `mutex`, so SQLite's own per-call locking is pure overhead.
+        : database(file.string(),
+                   SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX),
+          db(database),
+          path(file.string()),
+          pooled_reads(file != ":memory:" && !file.empty()) {}
+
+    SQLite::Database database;
+    // Guards `db` and its statement cache: every write goes through it.
     mutable std::mutex mutex;
     mutable Db db;
+    // A read finding `mutex` taken (a write in progress, or another read on
+    // `db`) runs on a reader connection instead, used by one thread at a
+    // time, so that reads never wait for a write. An in-memory store has no
+    // file to share: its reads always wait for `db`.
+    const std::string path;
+    const bool pooled_reads;
+    std::mutex readers_mutex;
+    std::vector<std::unique_ptr<Reader>> idle_readers;  // guarded by readers_mutex
     int version = 0;
     std::atomic<std::shared_ptr<const Snapshot>> snapshot;
     // Snapshots replaced by a write, kept until no reader holds them so that
@@ -1998,6 +2021,16 @@ struct Store::Impl {
         std::erase_if(retired, [](const auto& held) { return held.use_count() == 1; });
         retired.push_back(std::move(old));
     }
+
+    // Runs `fn(db)` in one read transaction, so that a read of several
+    // statements sees one committed state. Store errors and SQLite
+    // exceptions come back as Expected errors.
+    template <typename Fn>
+    auto read(Fn&& fn) -> decltype(fn(std::declval<Db&>()));
+
+  private:
+    std::unique_ptr<Reader> take_reader();
+    void give_back(std::unique_ptr<Reader> reader);
 };
 
 Store::Store(std::unique_ptr<Impl> impl) : m_impl(std::move(impl)) {}
@@ -2212,6 +2245,64 @@ std::vector<Grant> read_grants(Db& db, const char* sql, std::int64_t target, Par
 
 }  // namespace
 
+std::unique_ptr<Reader> Store::Impl::take_reader() {
+    {
+        std::lock_guard lock(readers_mutex);
+        if (!idle_readers.empty()) {
+            auto reader = std::move(idle_readers.back());
+            idle_readers.pop_back();
+            return reader;
+        }
+    }
+    return std::make_unique<Reader>(path);
+}
+
+void Store::Impl::give_back(std::unique_ptr<Reader> reader) {
+    std::lock_guard lock(readers_mutex);
+    idle_readers.push_back(std::move(reader));
+}
+
+template <typename Fn>
+auto Store::Impl::read(Fn&& fn) -> decltype(fn(std::declval<Db&>())) {
+    if (t_writing_store == &mutex) {
+        return fail(ErrorCode::invalid_argument,
+                    "a Store read was called from inside a write body; use the Transaction");
+    }
+    // The writer connection when no write holds it (its page cache is the
+    // warmest), otherwise a reader connection.
+    std::unique_lock lock(mutex, std::try_to_lock);
+    if (lock.owns_lock() || !pooled_reads) {
+        if (!lock.owns_lock()) {
+            lock.lock();
+        }
+        try {
+            return fn(db);
+        } catch (const std::exception& error) {
+            return std::unexpected(storage_error(error));
+        }
+    }
+    std::unique_ptr<Reader> reader;
+    try {
+        reader = take_reader();
+        reader->db.run("BEGIN");
+        auto result = fn(reader->db);
+        reader->db.reset_used();
+        reader->db.run("COMMIT");
+        give_back(std::move(reader));
+        return result;
+    } catch (const std::exception& error) {
+        if (reader) {
+            // A connection that cannot end its transaction is dropped.
+            reader->db.reset_used();
+            if (sqlite3_get_autocommit(reader->database.getHandle()) != 0 ||
+                reader->database.tryExec("ROLLBACK") == SQLITE_OK) {
+                give_back(std::move(reader));
+            }
+        }
+        return std::unexpected(storage_error(error));
+    }
+}
+
 template <typename Fn>
 static auto guarded(std::mutex& mutex, Fn&& fn) -> decltype(fn()) {
     if (t_writing_store == &mutex) {
@@ -2227,8 +2318,8 @@ static auto guarded(std::mutex& mutex, Fn&& fn) -> decltype(fn()) {
 }
 
 Expected<std::optional<Org>> Store::find_org(std::string_view slug) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<Org>> {
-        auto& q = m_impl->db.query(
+    return m_impl->read([&](Db& db) -> Expected<std::optional<Org>> {
+        auto& q = db.query(
             "SELECT o.id, o.slug, o.name, o.workforce, o.owner_id, u.email FROM orgs o JOIN users "
             "u ON u.id = o.owner_id WHERE o.slug = ?",
             slug);
@@ -2240,9 +2331,9 @@ Expected<std::optional<Org>> Store::find_org(std::string_view slug) const {
 }
 
 Expected<std::vector<Org>> Store::list_orgs() const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<Org>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<Org>> {
         std::vector<Org> orgs;
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT o.id, o.slug, o.name, o.workforce, o.owner_id, u.email FROM orgs o "
             "JOIN users u ON u.id = o.owner_id ORDER BY o.slug");
         while (q.executeStep()) {
@@ -2258,28 +2349,28 @@ Expected<std::optional<User>> Store::find_user(std::string_view email) const {
         return fail(ErrorCode::invalid_argument,
                     fmt::format("invalid email \"{}\": {}", email, canonical.error()));
     }
-    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<User>> {
-        auto& q = m_impl->db.query(
-            "SELECT id, email, display_name, active FROM users WHERE email = ?", *canonical);
+    return m_impl->read([&](Db& db) -> Expected<std::optional<User>> {
+        auto& q = db.query("SELECT id, email, display_name, active FROM users WHERE email = ?",
+                           *canonical);
         if (!q.executeStep()) {
             return std::nullopt;
         }
-        return read_user(m_impl->db, q);
+        return read_user(db, q);
     });
 }
 
 Expected<std::optional<User>> Store::find_user_by_external_id(std::string_view source,
                                                               std::string_view kind,
                                                               std::string_view value) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<User>> {
-        auto& q = m_impl->db.query(
+    return m_impl->read([&](Db& db) -> Expected<std::optional<User>> {
+        auto& q = db.query(
             "SELECT u.id, u.email, u.display_name, u.active FROM users u JOIN user_external_ids "
             "x ON x.user_id = u.id WHERE x.source = ? AND x.kind = ? AND x.value = ?",
             source, kind, value);
         if (!q.executeStep()) {
             return std::nullopt;
         }
-        return read_user(m_impl->db, q);
+        return read_user(db, q);
     });
 }
 
@@ -2291,22 +2382,21 @@ constexpr const char* k_member_sql =
     "m.user_id WHERE m.org_id = ? AND m.user_id = ?";
 
 Expected<std::optional<Membership>> Store::membership(OrgId org, UserId user) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<Membership>> {
-        return first(read_members(m_impl->db, k_member_sql, org, user));
+    return m_impl->read([&](Db& db) -> Expected<std::optional<Membership>> {
+        return first(read_members(db, k_member_sql, org, user));
     });
 }
 
 Expected<std::vector<Membership>> Store::list_members(OrgId org) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<Membership>> {
-        return read_members(m_impl->db, k_members_sql, org, std::nullopt);
+    return m_impl->read([&](Db& db) -> Expected<std::vector<Membership>> {
+        return read_members(db, k_members_sql, org, std::nullopt);
     });
 }
 
 Expected<std::vector<Group>> Store::list_groups(OrgId org) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<Group>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<Group>> {
         std::vector<Group> groups;
-        auto& q =
-            m_impl->db.query("SELECT id, name FROM groups WHERE org_id = ? ORDER BY name", org);
+        auto& q = db.query("SELECT id, name FROM groups WHERE org_id = ? ORDER BY name", org);
         while (q.executeStep()) {
             groups.push_back(Group{q.getColumn(0).getInt64(), org, q.getColumn(1).getString()});
         }
@@ -2315,9 +2405,8 @@ Expected<std::vector<Group>> Store::list_groups(OrgId org) const {
 }
 
 Expected<std::optional<Group>> Store::find_group(OrgId org, std::string_view name) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<Group>> {
-        auto& q = m_impl->db.query("SELECT id, name FROM groups WHERE org_id = ? AND name = ?", org,
-                                   name);
+    return m_impl->read([&](Db& db) -> Expected<std::optional<Group>> {
+        auto& q = db.query("SELECT id, name FROM groups WHERE org_id = ? AND name = ?", org, name);
         if (!q.executeStep()) {
             return std::nullopt;
         }
@@ -2326,9 +2415,9 @@ Expected<std::optional<Group>> Store::find_group(OrgId org, std::string_view nam
 }
 
 Expected<std::vector<std::string>> Store::group_members(GroupId group) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<std::string>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<std::string>> {
         std::vector<std::string> emails;
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT DISTINCT u.email FROM group_members g JOIN users u ON u.id = g.user_id WHERE "
             "g.group_id = ? ORDER BY u.email",
             group);
@@ -2367,33 +2456,33 @@ std::vector<Project> read_projects(Db& db, const char* sql, OrgId org,
 }  // namespace
 
 Expected<std::vector<Project>> Store::list_projects(OrgId org) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<Project>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<Project>> {
         return read_projects(
-            m_impl->db, "SELECT id, slug, visibility FROM projects WHERE org_id = ? ORDER BY slug",
-            org, std::nullopt);
+            db, "SELECT id, slug, visibility FROM projects WHERE org_id = ? ORDER BY slug", org,
+            std::nullopt);
     });
 }
 
 Expected<std::optional<Project>> Store::find_project(OrgId org, std::string_view slug) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<Project>> {
+    return m_impl->read([&](Db& db) -> Expected<std::optional<Project>> {
         return first(read_projects(
-            m_impl->db, "SELECT id, slug, visibility FROM projects WHERE org_id = ? AND slug = ?",
-            org, slug));
+            db, "SELECT id, slug, visibility FROM projects WHERE org_id = ? AND slug = ?", org,
+            slug));
     });
 }
 
 Expected<std::optional<Dataset>> Store::find_dataset(OrgId org, std::string_view slug) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<Dataset>> {
+    return m_impl->read([&](Db& db) -> Expected<std::optional<Dataset>> {
         Dataset dataset;
         {
-            auto& q = m_impl->db.query(
-                "SELECT id, slug FROM datasets WHERE org_id = ? AND slug = ?", org, slug);
+            auto& q =
+                db.query("SELECT id, slug FROM datasets WHERE org_id = ? AND slug = ?", org, slug);
             if (!q.executeStep()) {
                 return std::nullopt;
             }
             dataset = Dataset{q.getColumn(0).getInt64(), org, q.getColumn(1).getString(), {}};
         }
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT p.slug FROM dataset_projects d JOIN projects p ON p.id = d.project_id WHERE "
             "d.dataset_id = ? ORDER BY p.slug",
             dataset.id);
@@ -2405,9 +2494,9 @@ Expected<std::optional<Dataset>> Store::find_dataset(OrgId org, std::string_view
 }
 
 Expected<std::vector<ProjectGrant>> Store::list_project_grants(ProjectId project) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<ProjectGrant>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<ProjectGrant>> {
         return read_grants<ProjectGrant, Level>(
-            m_impl->db,
+            db,
             "SELECT 0, g.user_id, u.email, g.level, g.source FROM project_user_grants g JOIN "
             "users u ON u.id = g.user_id WHERE g.project_id = ? UNION ALL SELECT 1, g.group_id, "
             "gr.name, g.level, g.source FROM project_group_grants g JOIN groups gr ON gr.id = "
@@ -2417,9 +2506,9 @@ Expected<std::vector<ProjectGrant>> Store::list_project_grants(ProjectId project
 }
 
 Expected<std::vector<DatasetGrant>> Store::list_dataset_grants(DatasetId dataset) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<DatasetGrant>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<DatasetGrant>> {
         return read_grants<DatasetGrant, DatasetAccess>(
-            m_impl->db,
+            db,
             "SELECT 0, g.user_id, u.email, g.access, g.source FROM dataset_user_grants g JOIN "
             "users u ON u.id = g.user_id WHERE g.dataset_id = ? UNION ALL SELECT 1, g.group_id, "
             "gr.name, g.access, g.source FROM dataset_group_grants g JOIN groups gr ON gr.id = "
@@ -2429,9 +2518,9 @@ Expected<std::vector<DatasetGrant>> Store::list_dataset_grants(DatasetId dataset
 }
 
 Expected<std::vector<SourceUser>> Store::list_source_users(std::string_view source) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceUser>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<SourceUser>> {
         std::vector<SourceUser> users;
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT source, external_id, email, display_name, active, attributes FROM "
             "source_users WHERE source = ? ORDER BY external_id",
             source);
@@ -2445,10 +2534,10 @@ Expected<std::vector<SourceUser>> Store::list_source_users(std::string_view sour
 }
 
 Expected<std::vector<SourceGroup>> Store::list_source_groups(std::string_view source) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceGroup>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<SourceGroup>> {
         std::vector<SourceGroup> groups;
         {
-            auto& q = m_impl->db.query(
+            auto& q = db.query(
                 "SELECT g.source, g.external_id, g.name, g.attributes, l.members FROM "
                 "source_groups g LEFT JOIN source_group_member_lists l ON l.source = g.source AND "
                 "l.external_id = g.external_id WHERE g.source = ? ORDER BY g.external_id",
@@ -2464,9 +2553,9 @@ Expected<std::vector<SourceGroup>> Store::list_source_groups(std::string_view so
 }
 
 Expected<std::vector<AuditEvent>> Store::audit_events(std::int64_t after_id, int limit) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<AuditEvent>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<AuditEvent>> {
         std::vector<AuditEvent> events;
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT id, at, source, kind, org, subject, detail FROM audit_log WHERE id > ? ORDER "
             "BY id LIMIT ?",
             after_id, limit);
@@ -2481,10 +2570,10 @@ Expected<std::vector<AuditEvent>> Store::audit_events(std::int64_t after_id, int
 }
 
 Expected<SourceAssertions> Store::source_assertions(std::string_view source) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<SourceAssertions> {
+    return m_impl->read([&](Db& db) -> Expected<SourceAssertions> {
         SourceAssertions state;
         {
-            auto& q = m_impl->db.query(
+            auto& q = db.query(
                 "SELECT o.slug, u.email, a.user_type, a.role FROM membership_assertions a JOIN "
                 "orgs o ON o.id = a.org_id JOIN users u ON u.id = a.user_id WHERE a.source = ?",
                 source);
@@ -2495,7 +2584,7 @@ Expected<SourceAssertions> Store::source_assertions(std::string_view source) con
             }
         }
         {
-            auto& q = m_impl->db.query(
+            auto& q = db.query(
                 "SELECT o.slug, g.name, u.email FROM group_members m JOIN groups g ON g.id = "
                 "m.group_id JOIN orgs o ON o.id = g.org_id JOIN users u ON u.id = m.user_id "
                 "WHERE m.source = ?",
@@ -2507,7 +2596,7 @@ Expected<SourceAssertions> Store::source_assertions(std::string_view source) con
             }
         }
         {
-            auto& q = m_impl->db.query(
+            auto& q = db.query(
                 "SELECT o.slug, g.name, p.slug, '', x.level FROM project_group_grants x JOIN "
                 "groups g ON g.id = x.group_id JOIN projects p ON p.id = x.project_id JOIN orgs "
                 "o ON o.id = p.org_id WHERE x.source = ?1 UNION ALL SELECT o.slug, g.name, '', "
@@ -2527,11 +2616,11 @@ Expected<SourceAssertions> Store::source_assertions(std::string_view source) con
 
 Expected<std::unordered_map<std::string, std::string>> Store::external_ids(
     std::string_view source, std::string_view kind) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, std::string>> {
+    return m_impl->read([&](Db& db) -> Expected<std::unordered_map<std::string, std::string>> {
         std::unordered_map<std::string, std::string> emails;
         // Users in index order, each with its ids: the other way round reads
         // the users table at random (CROSS JOIN keeps this order).
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT x.value, u.email FROM users u CROSS JOIN user_external_ids x ON x.user_id = "
             "u.id WHERE x.source = ? AND x.kind = ?",
             source, kind);
@@ -2543,10 +2632,10 @@ Expected<std::unordered_map<std::string, std::string>> Store::external_ids(
 }
 
 Expected<std::unordered_set<std::string>> Store::disabled_elsewhere(std::string_view source) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_set<std::string>> {
+    return m_impl->read([&](Db& db) -> Expected<std::unordered_set<std::string>> {
         std::unordered_set<std::string> emails;
-        auto& q = m_impl->db.query(
-            "SELECT email FROM source_users WHERE source != ? AND active = 0", source);
+        auto& q =
+            db.query("SELECT email FROM source_users WHERE source != ? AND active = 0", source);
         while (q.executeStep()) {
             if (auto email = canonical_email(q.getColumn(0).getString())) {
                 emails.insert(std::move(*email));
@@ -2557,9 +2646,9 @@ Expected<std::unordered_set<std::string>> Store::disabled_elsewhere(std::string_
 }
 
 Expected<std::vector<UserState>> Store::list_users() const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<UserState>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<UserState>> {
         std::vector<UserState> users;
-        auto& q = m_impl->db.query("SELECT id, email, active FROM users ORDER BY email");
+        auto& q = db.query("SELECT id, email, active FROM users ORDER BY email");
         while (q.executeStep()) {
             users.push_back(UserState{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
                                       q.getColumn(2).getInt() != 0});
@@ -2569,9 +2658,9 @@ Expected<std::vector<UserState>> Store::list_users() const {
 }
 
 Expected<std::vector<SyncRun>> Store::sync_runs(std::string_view source, int limit) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SyncRun>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<SyncRun>> {
         std::vector<SyncRun> runs;
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT id, source, started_at, finished_at, result, message, summary, plan, kind "
             "FROM sync_runs WHERE ?1 = '' OR source = ?1 ORDER BY id DESC LIMIT ?2",
             source, limit);
@@ -2587,8 +2676,8 @@ Expected<std::vector<SyncRun>> Store::sync_runs(std::string_view source, int lim
 }
 
 Expected<std::int64_t> Store::generation() const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::int64_t> {
-        auto& q = m_impl->db.query("SELECT value FROM store_generation WHERE id = 1");
+    return m_impl->read([&](Db& db) -> Expected<std::int64_t> {
+        auto& q = db.query("SELECT value FROM store_generation WHERE id = 1");
         return q.executeStep() ? q.getColumn(0).getInt64() : 0;
     });
 }
@@ -2596,8 +2685,8 @@ Expected<std::int64_t> Store::generation() const {
 Expected<std::optional<std::string>> Store::settled_summary(std::string_view source,
                                                             std::string_view key,
                                                             std::int64_t generation) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<std::string>> {
-        auto& q = m_impl->db.query(
+    return m_impl->read([&](Db& db) -> Expected<std::optional<std::string>> {
+        auto& q = db.query(
             "SELECT s.summary FROM source_settled s JOIN store_generation g ON g.id = 1 AND "
             "g.value = s.generation WHERE s.source = ? AND s.key = ? AND s.generation = ?",
             source, key, generation);
@@ -2609,8 +2698,8 @@ Expected<std::optional<std::string>> Store::settled_summary(std::string_view sou
 }
 
 Expected<std::optional<std::string>> Store::source_cursor(std::string_view source) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::optional<std::string>> {
-        auto& q = m_impl->db.query("SELECT cursor FROM source_state WHERE source = ?", source);
+    return m_impl->read([&](Db& db) -> Expected<std::optional<std::string>> {
+        auto& q = db.query("SELECT cursor FROM source_state WHERE source = ?", source);
         if (!q.executeStep() || q.getColumn(0).isNull()) {
             return std::nullopt;
         }
@@ -2673,10 +2762,10 @@ std::vector<SourceGroup> read_source_groups(Db& db, const char* sql, std::string
 
 Expected<std::vector<SourceUser>> Store::find_source_users(
     std::string_view source, const std::vector<std::string>& external_ids) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceUser>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<SourceUser>> {
         std::vector<SourceUser> users;
         for (const auto& id : distinct(external_ids)) {
-            auto& q = m_impl->db.query(
+            auto& q = db.query(
                 "SELECT source, external_id, email, display_name, active, attributes FROM "
                 "source_users WHERE source = ? AND external_id = ?",
                 source, id);
@@ -2690,13 +2779,13 @@ Expected<std::vector<SourceUser>> Store::find_source_users(
 
 Expected<std::vector<SourceUser>> Store::source_users_with_email(
     std::string_view source, const std::vector<std::string>& emails) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceUser>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<SourceUser>> {
         std::vector<SourceUser> users;
         for (const auto& email : distinct(emails)) {
             if (email.empty()) {
                 continue;
             }
-            auto& q = m_impl->db.query(
+            auto& q = db.query(
                 "SELECT source, external_id, email, display_name, active, attributes FROM "
                 "source_users WHERE source = ? AND email_key = ? ORDER BY external_id",
                 source, email);
@@ -2711,8 +2800,8 @@ Expected<std::vector<SourceUser>> Store::source_users_with_email(
 Expected<std::vector<SourceGroup>> Store::find_source_groups(
     std::string_view source, const std::vector<std::string>& external_ids,
     bool with_members) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceGroup>> {
-        return read_source_groups(m_impl->db,
+    return m_impl->read([&](Db& db) -> Expected<std::vector<SourceGroup>> {
+        return read_source_groups(db,
                                   "SELECT source, external_id, name, attributes FROM "
                                   "source_groups WHERE source = ? AND external_id = ?",
                                   source, external_ids, with_members);
@@ -2722,8 +2811,8 @@ Expected<std::vector<SourceGroup>> Store::find_source_groups(
 Expected<std::vector<SourceGroup>> Store::source_groups_named(std::string_view source,
                                                               const std::vector<std::string>& names,
                                                               bool with_members) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceGroup>> {
-        return read_source_groups(m_impl->db,
+    return m_impl->read([&](Db& db) -> Expected<std::vector<SourceGroup>> {
+        return read_source_groups(db,
                                   "SELECT source, external_id, name, attributes FROM "
                                   "source_groups WHERE source = ? AND name = ?",
                                   source, names, with_members);
@@ -2732,30 +2821,29 @@ Expected<std::vector<SourceGroup>> Store::source_groups_named(std::string_view s
 
 Expected<std::vector<std::pair<std::string, std::string>>> Store::source_memberships_of(
     std::string_view source, const std::vector<std::string>& member_ids) const {
-    return guarded(
-        m_impl->mutex, [&]() -> Expected<std::vector<std::pair<std::string, std::string>>> {
-            std::vector<std::pair<std::string, std::string>> pairs;
-            for (const auto& id : distinct(member_ids)) {
-                auto& q = m_impl->db.query(
-                    "SELECT group_external_id FROM source_member_groups WHERE source = ? AND "
-                    "member_id = ? ORDER BY group_external_id",
-                    source, id);
-                while (q.executeStep()) {
-                    pairs.emplace_back(q.getColumn(0).getString(), id);
-                }
+    return m_impl->read([&](Db& db) -> Expected<std::vector<std::pair<std::string, std::string>>> {
+        std::vector<std::pair<std::string, std::string>> pairs;
+        for (const auto& id : distinct(member_ids)) {
+            auto& q = db.query(
+                "SELECT group_external_id FROM source_member_groups WHERE source = ? AND "
+                "member_id = ? ORDER BY group_external_id",
+                source, id);
+            while (q.executeStep()) {
+                pairs.emplace_back(q.getColumn(0).getString(), id);
             }
-            return pairs;
-        });
+        }
+        return pairs;
+    });
 }
 
 Expected<SourceAssertions> Store::source_assertions_for(
     std::string_view source, const std::vector<std::string>& emails,
     const std::vector<std::string>& group_names) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<SourceAssertions> {
+    return m_impl->read([&](Db& db) -> Expected<SourceAssertions> {
         SourceAssertions state;
         for (const auto& email : distinct(emails)) {
             {
-                auto& q = m_impl->db.query(
+                auto& q = db.query(
                     "SELECT o.slug, u.email, a.user_type, a.role FROM users u JOIN memberships m "
                     "ON m.user_id = u.id JOIN membership_assertions a ON a.org_id = m.org_id AND "
                     "a.user_id = m.user_id AND a.source = ?2 JOIN orgs o ON o.id = m.org_id "
@@ -2767,7 +2855,7 @@ Expected<SourceAssertions> Store::source_assertions_for(
                                              parse_org_role(q.getColumn(3).getString()).value()});
                 }
             }
-            auto& q = m_impl->db.query(
+            auto& q = db.query(
                 "SELECT o.slug, g.name, u.email FROM users u JOIN memberships ms ON ms.user_id = "
                 "u.id JOIN group_members m ON m.org_id = ms.org_id AND m.user_id = u.id JOIN "
                 "groups g ON g.id = m.group_id JOIN orgs o ON o.id = g.org_id WHERE u.email = ?1 "
@@ -2780,7 +2868,7 @@ Expected<SourceAssertions> Store::source_assertions_for(
             }
         }
         for (const auto& name : distinct(group_names)) {
-            auto& q = m_impl->db.query(
+            auto& q = db.query(
                 "SELECT o.slug, g.name, p.slug, '', x.level FROM groups g JOIN "
                 "project_group_grants x ON x.group_id = g.id JOIN projects p ON p.id = "
                 "x.project_id JOIN orgs o ON o.id = p.org_id WHERE g.name = ?1 AND x.source = ?2 "
@@ -2800,9 +2888,9 @@ Expected<SourceAssertions> Store::source_assertions_for(
 
 Expected<std::map<std::string, std::size_t>> Store::source_member_counts(
     std::string_view source) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::map<std::string, std::size_t>> {
+    return m_impl->read([&](Db& db) -> Expected<std::map<std::string, std::size_t>> {
         std::map<std::string, std::size_t> counts;
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT o.slug, COUNT(*) FROM membership_assertions a JOIN orgs o ON o.id = a.org_id "
             "WHERE a.source = ? GROUP BY o.slug",
             source);
@@ -2869,9 +2957,9 @@ MirrorDigest mirror_digest(const SourceGroup& group) {
 
 Expected<std::unordered_map<std::string, MirrorDigest>> Store::source_user_digests(
     std::string_view source) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, MirrorDigest>> {
+    return m_impl->read([&](Db& db) -> Expected<std::unordered_map<std::string, MirrorDigest>> {
         std::unordered_map<std::string, MirrorDigest> digests;
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT external_id, email, display_name, active, attributes FROM source_users WHERE "
             "source = ?",
             source);
@@ -2889,10 +2977,10 @@ Expected<std::unordered_map<std::string, MirrorDigest>> Store::source_user_diges
 
 Expected<std::unordered_map<std::string, MirrorDigest>> Store::source_group_digests(
     std::string_view source) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, MirrorDigest>> {
+    return m_impl->read([&](Db& db) -> Expected<std::unordered_map<std::string, MirrorDigest>> {
         std::unordered_map<std::string, MirrorDigest> digests;
         // Members as stored: sorted and unique, as mirror_digest takes them.
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT g.external_id, g.name, g.attributes, l.members FROM source_groups g LEFT JOIN "
             "source_group_member_lists l ON l.source = g.source AND l.external_id = g.external_id "
             "WHERE g.source = ?",
@@ -2909,16 +2997,16 @@ Expected<std::unordered_map<std::string, MirrorDigest>> Store::source_group_dige
 }
 
 Expected<std::size_t> Store::source_user_count(std::string_view source) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::size_t> {
-        auto& q = m_impl->db.query("SELECT COUNT(*) FROM source_users WHERE source = ?", source);
+    return m_impl->read([&](Db& db) -> Expected<std::size_t> {
+        auto& q = db.query("SELECT COUNT(*) FROM source_users WHERE source = ?", source);
         q.executeStep();
         return static_cast<std::size_t>(q.getColumn(0).getInt64());
     });
 }
 
 Expected<std::size_t> Store::source_group_count(std::string_view source) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::size_t> {
-        auto& q = m_impl->db.query("SELECT COUNT(*) FROM source_groups WHERE source = ?", source);
+    return m_impl->read([&](Db& db) -> Expected<std::size_t> {
+        auto& q = db.query("SELECT COUNT(*) FROM source_groups WHERE source = ?", source);
         q.executeStep();
         return static_cast<std::size_t>(q.getColumn(0).getInt64());
     });
@@ -2961,9 +3049,9 @@ Expected<std::vector<SourceUser>> Store::find_source_users_by(std::string_view s
         case MirrorKey::display_name:
             return fail(ErrorCode::invalid_argument, "users are not looked up by display name");
     }
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceUser>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<SourceUser>> {
         std::vector<SourceUser> users;
-        auto& q = m_impl->db.query(sql, source, bound);
+        auto& q = db.query(sql, source, bound);
         while (q.executeStep()) {
             users.push_back(read_source_user(q));
         }
@@ -2993,17 +3081,17 @@ Expected<std::vector<SourceGroup>> Store::find_source_groups_by(std::string_view
         case MirrorKey::user_name:
             return fail(ErrorCode::invalid_argument, "groups have no user name");
     }
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceGroup>> {
-        return read_source_groups(m_impl->db, sql, source, {bound}, with_members);
+    return m_impl->read([&](Db& db) -> Expected<std::vector<SourceGroup>> {
+        return read_source_groups(db, sql, source, {bound}, with_members);
     });
 }
 
 Expected<std::vector<SourceUser>> Store::source_users_page(std::string_view source,
                                                            std::size_t offset,
                                                            std::size_t limit) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceUser>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<SourceUser>> {
         std::vector<SourceUser> users;
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT source, external_id, email, display_name, active, attributes FROM "
             "source_users WHERE source = ? ORDER BY external_id LIMIT ? OFFSET ?",
             source, static_cast<std::int64_t>(limit), static_cast<std::int64_t>(offset));
@@ -3017,9 +3105,9 @@ Expected<std::vector<SourceUser>> Store::source_users_page(std::string_view sour
 Expected<std::vector<SourceGroup>> Store::source_groups_page(std::string_view source,
                                                              std::size_t offset, std::size_t limit,
                                                              bool with_members) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<SourceGroup>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<SourceGroup>> {
         std::vector<SourceGroup> groups;
-        auto& q = m_impl->db.query(
+        auto& q = db.query(
             "SELECT source, external_id, name, attributes FROM source_groups WHERE source = ? "
             "ORDER BY external_id LIMIT ? OFFSET ?",
             source, static_cast<std::int64_t>(limit), static_cast<std::int64_t>(offset));
@@ -3031,18 +3119,17 @@ Expected<std::vector<SourceGroup>> Store::source_groups_page(std::string_view so
                                          {}});
         }
         if (with_members) {
-            read_group_members(m_impl->db, groups);
+            read_group_members(db, groups);
         }
         return groups;
     });
 }
 
 Expected<std::vector<UserState>> Store::find_users(const std::vector<std::string>& emails) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<UserState>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<UserState>> {
         std::vector<UserState> users;
         for (const auto& email : distinct(emails)) {
-            auto& q =
-                m_impl->db.query("SELECT id, email, active FROM users WHERE email = ?", email);
+            auto& q = db.query("SELECT id, email, active FROM users WHERE email = ?", email);
             if (q.executeStep()) {
                 users.push_back(UserState{q.getColumn(0).getInt64(), q.getColumn(1).getString(),
                                           q.getColumn(2).getInt() != 0});
@@ -3054,10 +3141,10 @@ Expected<std::vector<UserState>> Store::find_users(const std::vector<std::string
 
 Expected<std::unordered_map<std::string, std::string>> Store::external_ids(
     std::string_view source, std::string_view kind, const std::vector<std::string>& values) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_map<std::string, std::string>> {
+    return m_impl->read([&](Db& db) -> Expected<std::unordered_map<std::string, std::string>> {
         std::unordered_map<std::string, std::string> emails;
         for (const auto& value : distinct(values)) {
-            auto& q = m_impl->db.query(
+            auto& q = db.query(
                 "SELECT u.email FROM user_external_ids x JOIN users u ON u.id = x.user_id WHERE "
                 "x.source = ? AND x.kind = ? AND x.value = ?",
                 source, kind, value);
@@ -3071,10 +3158,10 @@ Expected<std::unordered_map<std::string, std::string>> Store::external_ids(
 
 Expected<std::unordered_set<std::string>> Store::disabled_elsewhere(
     std::string_view source, const std::vector<std::string>& emails) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::unordered_set<std::string>> {
+    return m_impl->read([&](Db& db) -> Expected<std::unordered_set<std::string>> {
         std::unordered_set<std::string> disabled;
         for (const auto& email : distinct(emails)) {
-            auto& q = m_impl->db.query(
+            auto& q = db.query(
                 "SELECT 1 FROM source_users WHERE email_key = ?1 AND source != ?2 AND active = 0 "
                 "LIMIT 1",
                 email, source);
@@ -3087,8 +3174,8 @@ Expected<std::unordered_set<std::string>> Store::disabled_elsewhere(
 }
 
 Expected<std::int64_t> Store::outbox_depth() const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::int64_t> {
-        auto& q = m_impl->db.query("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL");
+    return m_impl->read([&](Db& db) -> Expected<std::int64_t> {
+        auto& q = db.query("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL");
         q.executeStep();
         return q.getColumn(0).getInt64();
     });
@@ -3153,8 +3240,8 @@ Expected<DeliveryState> Store::delivery_state(std::string_view target) {
 }
 
 Expected<std::vector<DeliveryState>> Store::delivery_states() const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<DeliveryState>> {
-        auto& q = m_impl->db.query(
+    return m_impl->read([&](Db& db) -> Expected<std::vector<DeliveryState>> {
+        auto& q = db.query(
             "SELECT target, next_row, next_offset, attempts, retry_at_ms, last_error, delivered, "
             "dead_lettered FROM webhook_delivery ORDER BY target");
         std::vector<DeliveryState> states;
@@ -3167,8 +3254,8 @@ Expected<std::vector<DeliveryState>> Store::delivery_states() const {
 
 Expected<std::vector<OutboxRow>> Store::outbox_rows(OutboxPosition from,
                                                     std::int64_t max_events) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<OutboxRow>> {
-        auto& q = m_impl->db.query(
+    return m_impl->read([&](Db& db) -> Expected<std::vector<OutboxRow>> {
+        auto& q = db.query(
             "SELECT id, event_id, created_at, org, kind, payload, CASE kind WHEN 'batch' THEN "
             "COALESCE(json_array_length(payload, '$.events'), 0) ELSE 1 END FROM outbox WHERE id "
             ">= ? ORDER BY id",
@@ -3258,15 +3345,15 @@ Expected<void> Store::delivery_failed(std::string_view target, int attempts,
 
 Expected<std::vector<DeadLetter>> Store::dead_letters(std::string_view target,
                                                       std::int64_t after_id, int limit) const {
-    return guarded(m_impl->mutex, [&]() -> Expected<std::vector<DeadLetter>> {
+    return m_impl->read([&](Db& db) -> Expected<std::vector<DeadLetter>> {
         auto& q =
             target.empty()
-                ? m_impl->db.query(
+                ? db.query(
                       "SELECT id, target, at, attempts, last_error, events, first_event_id, "
                       "last_event_id, body FROM webhook_dead_letters WHERE id > ? ORDER BY id "
                       "LIMIT ?",
                       after_id, limit)
-                : m_impl->db.query(
+                : db.query(
                       "SELECT id, target, at, attempts, last_error, events, first_event_id, "
                       "last_event_id, body FROM webhook_dead_letters WHERE target = ? AND id > ? "
                       "ORDER BY id LIMIT ?",

@@ -309,7 +309,7 @@ bool Projection::returns(const ResourceRules& rules, std::string_view name) cons
     });
 }
 
-json project(const json& resource, const Projection& projection, const ResourceRules& rules) {
+json project(json resource, const Projection& projection, const ResourceRules& rules) {
     if (projection.attributes.empty() && projection.excluded.empty()) {
         return resource;
     }
@@ -347,7 +347,7 @@ json project(const json& resource, const Projection& projection, const ResourceR
         }
         return out;
     }
-    json out = resource;
+    json out = std::move(resource);
     for (const auto& path : projection.excluded) {
         auto located = locate(rules, path);
         if (!located || located->name == "id" || located->name == "schemas") {

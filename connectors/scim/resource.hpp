@@ -68,7 +68,7 @@ struct Projection {
     // Whether the top-level attribute `name` (canonical) is returned at all.
     bool returns(const ResourceRules& rules, std::string_view name) const;
 };
-nlohmann::json project(const nlohmann::json& resource, const Projection& projection,
+nlohmann::json project(nlohmann::json resource, const Projection& projection,
                        const ResourceRules& rules);
 
 }  // namespace orgsync::scim

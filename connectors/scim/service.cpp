@@ -251,9 +251,13 @@ json list_response(json resources, std::size_t total, std::size_t start) {
 }  // namespace
 
 TokenHash hash_token(std::string_view token) {
+    // Fetched once: EVP_sha256() would look the algorithm up on every
+    // request.
+    static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
     TokenHash hash{};
     unsigned int length = 0;
-    if (EVP_Digest(token.data(), token.size(), hash.data(), &length, EVP_sha256(), nullptr) != 1 ||
+    if (sha256 == nullptr ||
+        EVP_Digest(token.data(), token.size(), hash.data(), &length, sha256, nullptr) != 1 ||
         length != hash.size()) {
         throw std::runtime_error("SHA-256 is not available");
     }
@@ -359,6 +363,9 @@ struct Service::Impl {
         auto pairs = store.source_memberships_of(source.config.name, ids);
         if (!pairs) {
             return std::unexpected(pairs.error());
+        }
+        if (pairs->empty()) {
+            return {};
         }
         std::vector<std::string> group_ids;
         for (const auto& [group, member] : *pairs) {

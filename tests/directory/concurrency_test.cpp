@@ -1,7 +1,11 @@
 // Decisions run concurrently with writes: readers never see a half-applied
 // write, and a decision made after write() returns reflects that write.
+// Store reads run beside a write in progress and see the state before it.
 
 #include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
 #include <thread>
 #include <vector>
 
@@ -69,6 +73,86 @@ TEST_F(ConcurrencyTest, ReadersSeeWholeWritesAndWritersSeeTheirOwn) {
     }
     EXPECT_EQ(torn.load(), 0);
     EXPECT_GT(decisions.load(), 0);
+}
+
+// Runs `reads` on another thread while a write holds the store; false when
+// they did not finish within 10 s (they waited for the write).
+template <typename Reads>
+bool during_a_write(Store& store, Reads reads, const std::function<void(Transaction&)>& change) {
+    std::promise<void> written;
+    std::promise<void> release;
+    auto released = release.get_future().share();
+    std::thread writer([&] {
+        auto done = store.write("manual", [&](Transaction& tx) -> Expected<void> {
+            change(tx);
+            written.set_value();
+            released.wait();  // the transaction stays open until the reads are done
+            return {};
+        });
+        EXPECT_TRUE(done) << done.error().message;
+    });
+    written.get_future().wait();
+    auto running = std::async(std::launch::async, reads);
+    const bool finished = running.wait_for(std::chrono::seconds(10)) == std::future_status::ready;
+    release.set_value();
+    writer.join();
+    return finished;
+}
+
+TEST_F(ConcurrencyTest, StoreReadsDoNotWaitForAWriteInProgress) {
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.create_org("acme", "Acme", false, "ceo@acme.com"));
+        return {};
+    });
+    bool before = false;
+    const bool finished = during_a_write(
+        store(),
+        [&] {
+            auto globex = store().find_org("globex");
+            auto orgs = store().list_orgs();
+            before = globex && !globex->has_value() && orgs && orgs->size() == 1;
+        },
+        [](Transaction& tx) {
+            ASSERT_TRUE(tx.create_org("globex", "Globex", false, "ceo@globex.com"));
+        });
+    ASSERT_TRUE(finished) << "a read waited for the write in progress";
+    EXPECT_TRUE(before) << "a read during the write saw more than the committed state";
+    auto globex = store().find_org("globex");
+    ASSERT_TRUE(globex && globex->has_value()) << "a read after the commit missed it";
+}
+
+// A reader connection is used again by later reads; what one read left
+// open must not pin them to its state.
+TEST_F(ConcurrencyTest, AReadThatStopsAtItsFirstRowDoesNotHoldAnOldState) {
+    write_ok([&](Transaction& tx) -> Expected<void> {
+        ORGSYNC_TRY(tx.create_org("acme", "Acme", false, "ceo@acme.com"));
+        return {};
+    });
+    auto nothing = [](Transaction&) {};
+    for (int round = 0; round < 3; ++round) {
+        // find_org reads one row of its statement and leaves the rest.
+        ASSERT_TRUE(during_a_write(
+            store(),
+            [&] {
+                auto acme = store().find_org("acme");
+                EXPECT_TRUE(acme && acme->has_value());
+            },
+            nothing));
+        const std::string slug = "org" + std::to_string(round);
+        write_ok([&](Transaction& tx) -> Expected<void> {
+            ORGSYNC_TRY(tx.create_org(slug, slug, false, "ceo@" + slug + ".com"));
+            return {};
+        });
+        std::size_t seen = 0;
+        ASSERT_TRUE(during_a_write(
+            store(),
+            [&] {
+                auto orgs = store().list_orgs();
+                seen = orgs ? orgs->size() : 0;
+            },
+            nothing));
+        EXPECT_EQ(seen, static_cast<std::size_t>(round + 2)) << "round " << round;
+    }
 }
 
 }  // namespace
