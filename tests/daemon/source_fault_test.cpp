@@ -198,7 +198,7 @@ class SourceFaultTest : public ServiceFixture {
 TEST_F(SourceFaultTest, DirectoryKilledInTheMiddleOfAFullRead) {
     constexpr int k_users = 20000;
     start_directory_of(k_users);
-    write_config(ldap_source() + "page_size = 100\n");
+    write_config(ldap_source());
     write_mapping();
     start();
     const auto first = wait_runs("corp", 1);
@@ -208,9 +208,10 @@ TEST_F(SourceFaultTest, DirectoryKilledInTheMiddleOfAFullRead) {
     ASSERT_EQ(kept.size(), static_cast<std::size_t>(k_users) + 3);  // + alice, bob, the owner
 
     // A changed (equivalent) user filter makes the next run a full read of
-    // every entry, 100 per page; slapd dies while it reads.
+    // every entry, one per page (a round trip each); slapd dies while it
+    // reads.
     write_config(ldap_source() +
-                 "page_size = 100\nuser_filter = \"(&(objectClass=inetOrgPerson))\"\n");
+                 "page_size = 1\nuser_filter = \"(&(objectClass=inetOrgPerson))\"\n");
     const auto runs_before = corp()["runs"].get<std::int64_t>();
     const auto log_before = m_daemon->log().size();
     m_daemon->signal(SIGHUP);
