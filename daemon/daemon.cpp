@@ -17,6 +17,7 @@
 #include "daemon/http_server.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/outbox_delivery.hpp"
+#include "daemon/request_deadline.hpp"
 #include "daemon/scheduler.hpp"
 #include "daemon/service_metrics.hpp"
 #include "daemon/setup.hpp"
@@ -396,10 +397,13 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
     auto server = HttpServer::start(
         settings,
         [&](httplib::Server& http) {
-            http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
-                t_request_start = std::chrono::steady_clock::now();
-                return httplib::Server::HandlerResponse::Unhandled;
-            });
+            http.set_pre_routing_handler(
+                [&settings](const httplib::Request& request, httplib::Response& response) {
+                    t_request_start = std::chrono::steady_clock::now();
+                    return HttpServer::head_read(settings, request, response)
+                               ? httplib::Server::HandlerResponse::Unhandled
+                               : httplib::Server::HandlerResponse::Handled;
+                });
             http.Get("/healthz", [](const httplib::Request&, httplib::Response& response) {
                 json_reply(response, 200, {{"status", "ok"}});
             });
@@ -440,21 +444,35 @@ int run_daemon(const fs::path& config_file, std::ostream& err) {
             http.Patch(pattern, scim);
             http.Delete(pattern, scim);
             api.routes(http);
-            http.set_error_handler(
-                [](const httplib::Request& request, httplib::Response& response) {
-                    if (!response.body.empty()) {
-                        return;
+            http.set_error_handler([](const httplib::Request& request,
+                                      httplib::Response& response) {
+                if (!response.body.empty()) {
+                    return;
+                }
+                // A request cut off at its byte budget (request_deadline.hpp).
+                if (response.status == 400) {
+                    switch (request_deadline::overrun()) {
+                        case request_deadline::Overrun::head:
+                            response.status = 431;
+                            break;
+                        case request_deadline::Overrun::body:
+                            response.status = 413;
+                            break;
+                        case request_deadline::Overrun::none:
+                            break;
                     }
-                    std::string detail = response.status == 413 ? "the request body is too large"
-                                         : response.status == 404
-                                             ? fmt::format("no route {}", request.path)
-                                             : fmt::format("HTTP {}", response.status);
-                    if (request.path.starts_with("/scim/v2")) {
-                        send(response, scim::Service::error_response(response.status, "", detail));
-                    } else {
-                        json_reply(response, response.status, {{"error", detail}});
-                    }
-                });
+                }
+                std::string detail = response.status == 431 ? "the request's headers are too large"
+                                     : response.status == 413 ? "the request body is too large"
+                                     : response.status == 404
+                                         ? fmt::format("no route {}", request.path)
+                                         : fmt::format("HTTP {}", response.status);
+                if (request.path.starts_with("/scim/v2")) {
+                    send(response, scim::Service::error_response(response.status, "", detail));
+                } else {
+                    json_reply(response, response.status, {{"error", detail}});
+                }
+            });
             http.set_exception_handler([](const httplib::Request& request,
                                           httplib::Response& response, std::exception_ptr failure) {
                 std::string what = "unknown";

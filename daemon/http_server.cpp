@@ -15,12 +15,13 @@ namespace {
 // request deadline armed.
 class DeadlineTaskQueue final : public httplib::TaskQueue {
   public:
-    DeadlineTaskQueue(std::size_t threads, std::chrono::milliseconds limit)
-        : m_pool(threads), m_limit(limit) {}
+    DeadlineTaskQueue(std::size_t threads, std::chrono::milliseconds limit, std::size_t head)
+        : m_pool(threads), m_limit(limit), m_head(head) {}
 
     void enqueue(std::function<void()> connection) override {
-        m_pool.enqueue([connection = std::move(connection), limit = m_limit] {
+        m_pool.enqueue([connection = std::move(connection), limit = m_limit, head = m_head] {
             request_deadline::arm(std::chrono::steady_clock::now() + limit);
+            request_deadline::limit_bytes(head);
             connection();
             request_deadline::disarm();
         });
@@ -31,6 +32,7 @@ class DeadlineTaskQueue final : public httplib::TaskQueue {
   private:
     httplib::ThreadPool m_pool;
     std::chrono::milliseconds m_limit;
+    std::size_t m_head;
 };
 
 }  // namespace
@@ -55,7 +57,10 @@ std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
     httplib::Server& http = *server->m_server;
     const std::size_t threads = settings.threads;
     const std::chrono::milliseconds limit = settings.request_timeout;
-    http.new_task_queue = [threads, limit] { return new DeadlineTaskQueue(threads, limit); };
+    const std::size_t head = settings.max_head;
+    http.new_task_queue = [threads, limit, head] {
+        return new DeadlineTaskQueue(threads, limit, head);
+    };
     http.set_payload_max_length(settings.max_body);
     http.set_read_timeout(static_cast<time_t>(settings.read_timeout.count()));
     http.set_write_timeout(static_cast<time_t>(settings.write_timeout.count()));
@@ -65,12 +70,17 @@ std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
     routes(http);
     // After each response: the next request on the connection gets a new
     // deadline.
-    http.set_logger([logger = std::move(logger), limit](const httplib::Request& request,
-                                                        const httplib::Response& response) {
+    http.set_logger([logger = std::move(logger), limit, head](const httplib::Request& request,
+                                                              const httplib::Response& response) {
         if (logger) {
             logger(request, response);
         }
         request_deadline::arm(std::chrono::steady_clock::now() + limit);
+        // A connection whose request overran its budget reads no further
+        // (what follows is the rest of that request): it is closed.
+        if (request_deadline::overrun() == request_deadline::Overrun::none) {
+            request_deadline::limit_bytes(head);
+        }
     });
     int port = 0;
     if (settings.port == 0) {
@@ -93,6 +103,19 @@ std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     return server;
+}
+
+bool HttpServer::head_read(const HttpSettings& settings, const httplib::Request& request,
+                           httplib::Response& response) {
+    if (request.headers.size() > settings.max_headers) {
+        response.status = 431;
+        response.set_content(R"({"error":"the request has too many header fields"})",
+                             "application/json");
+        request_deadline::refuse_more();
+        return false;
+    }
+    request_deadline::allow_body(settings.max_body + settings.max_body / 2);
+    return true;
 }
 
 HttpServer::~HttpServer() {

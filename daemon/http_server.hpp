@@ -31,6 +31,11 @@ struct HttpSettings {
     std::filesystem::path tls_cert_file;  // both set: HTTPS
     std::filesystem::path tls_key_file;
     std::size_t max_body = 1 << 20;  // larger bodies are answered 413 unread
+    // A request's line and headers: more bytes, or more than max_headers
+    // header fields, are answered 431 (request_deadline.hpp). A chunked
+    // body is cut off (413) past max_body and half as much again of framing.
+    std::size_t max_head = 64 << 10;
+    std::size_t max_headers = 100;
     std::size_t threads = 16;
     std::chrono::seconds read_timeout{10};
     std::chrono::seconds write_timeout{10};
@@ -46,6 +51,8 @@ class HttpServer {
     // address and starts accepting on a thread of its own. An error says
     // why (a TLS file that does not load, an address in use).
     // `logger` is called after each response (the server's own logger).
+    // A pre-routing handler that `routes` sets must call head_read() first
+    // and answer when it returns false.
     using Logger = std::function<void(const httplib::Request&, const httplib::Response&)>;
     static std::expected<std::unique_ptr<HttpServer>, std::string> start(
         const HttpSettings& settings, const std::function<void(httplib::Server&)>& routes,
@@ -54,6 +61,12 @@ class HttpServer {
     ~HttpServer();  // stop()s
     HttpServer(const HttpServer&) = delete;
     HttpServer& operator=(const HttpServer&) = delete;
+
+    // The request's head has been read: false (with a 431 answer filled
+    // in) when it has more header fields than `settings` allow; otherwise
+    // the byte budget grows by the body's.
+    static bool head_read(const HttpSettings& settings, const httplib::Request& request,
+                          httplib::Response& response);
 
     std::uint16_t port() const { return m_port; }
     bool tls() const { return m_tls; }

@@ -242,9 +242,10 @@ class FilterChecker {
         if (!take('=')) {
             return false;
         }
-        // The value: anything but unescaped parentheses; escapes are \XX.
+        // The value: anything but unescaped parentheses and NUL (which
+        // would end the C string libldap is given); escapes are \XX.
         while (m_pos < m_text.size() && m_text[m_pos] != ')') {
-            if (m_text[m_pos] == '(') {
+            if (m_text[m_pos] == '(' || m_text[m_pos] == '\0') {
                 return false;
             }
             if (m_text[m_pos] == '\\') {

@@ -29,7 +29,8 @@ std::optional<std::string> normalize_dn(std::string_view dn);
 std::string escape_filter_value(std::string_view value);
 
 // Whether `filter` parses as an RFC 4515 search filter (balanced, with a
-// known operator in each item). Used to reject configured filters early.
+// known operator in each item, no unescaped NUL). Used to reject configured
+// filters early.
 bool is_valid_filter(std::string_view filter);
 
 }  // namespace orgsync::ldap

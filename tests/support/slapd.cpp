@@ -197,6 +197,19 @@ std::string tool_failure(const std::string& what, const ToolResult& result) {
            "): " + result.err + result.out;
 }
 
+// The database's size limits (slapd's default is a soft limit of 500
+// entries for everyone).
+std::string size_limit_line(const SlapdOptions& options) {
+    if (options.size_limit <= 0) {
+        return "sizelimit unlimited\n";
+    }
+    const std::string limit = std::to_string(options.size_limit);
+    const std::string total = options.paged_total_limit > 0
+                                  ? std::to_string(options.paged_total_limit)
+                                  : std::string("unlimited");
+    return "sizelimit size.soft=" + limit + " size.hard=" + limit + " size.prtotal=" + total + "\n";
+}
+
 }  // namespace
 
 ToolResult run_tool(const std::vector<std::string>& argv,
@@ -478,14 +491,7 @@ void Slapd::write_files() {
     if (m_options.extra_schema) {
         conf += "index objectGUID,nsUniqueId,sAMAccountName,userPrincipalName eq\n";
     }
-    // slapd's default is a soft limit of 500 entries for everyone.
-    if (m_options.size_limit > 0) {
-        std::string limit = std::to_string(m_options.size_limit);
-        conf +=
-            "sizelimit size.soft=" + limit + " size.hard=" + limit + " size.prtotal=unlimited\n";
-    } else {
-        conf += "sizelimit unlimited\n";
-    }
+    conf += size_limit_line(m_options);
     conf +=
         "access to attrs=userPassword by anonymous auth by * none\n"
         "access to * by dn.exact=\"" +
@@ -658,6 +664,17 @@ void Slapd::resume() {
     if (m_pid > 0) {
         ::kill(m_pid, SIGCONT);
     }
+}
+
+void Slapd::set_size_limits(int size_limit, int paged_total_limit) {
+    m_options.size_limit = size_limit;
+    m_options.paged_total_limit = paged_total_limit;
+    std::istringstream lines(read_file(m_dir / "slapd.conf"));
+    std::string conf;
+    for (std::string line; std::getline(lines, line);) {
+        conf += line.starts_with("sizelimit ") ? size_limit_line(m_options) : line + "\n";
+    }
+    write_file(m_dir / "slapd.conf", conf);
 }
 
 void Slapd::restart() {

@@ -36,6 +36,11 @@ struct SlapdOptions {
     // syncrepl refresh) matching more entries fails with sizeLimitExceeded,
     // like Active Directory's MaxPageSize.
     int size_limit = 0;
+    // With size_limit: 0 leaves paged searches unbounded in total (above);
+    // otherwise a paged search may return at most this many entries in all
+    // (size.prtotal) and fails with sizeLimitExceeded past it, whatever its
+    // page size: a server-side limit that paging does not get around.
+    int paged_total_limit = 0;
     // Generates a CA and a server certificate for 127.0.0.1 and localhost;
     // slapd then also listens on ldaps_uri() and offers StartTLS on uri().
     bool tls = false;
@@ -107,6 +112,9 @@ class Slapd {
     void stop();     // SIGSTOP, returns once slapd has stopped: connections hang
     void resume();   // SIGCONT
     void restart();  // after kill(): start on the same ports and data, wait until it answers
+    // New size limits (as the options of the same names), taken by the next
+    // restart().
+    void set_size_limits(int size_limit, int paged_total_limit);
     pid_t pid() const { return m_pid; }  // 0 when not running
 
   private:

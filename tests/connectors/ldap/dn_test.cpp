@@ -109,6 +109,16 @@ TEST(IsValidFilter, RejectsBrokenFilters) {
     }
 }
 
+// A NUL would end the filter libldap is handed, so the server would get
+// another filter than the one checked: it must be written \00.
+TEST(IsValidFilter, RejectsAnUnescapedNul) {
+    using namespace std::string_view_literals;
+    for (const auto filter : {"(uid=a\0*)"sv, "(&(uid=x)(cn=a\0))"sv, "(uid=\0)"sv}) {
+        EXPECT_FALSE(is_valid_filter(filter)) << filter.size();
+    }
+    EXPECT_TRUE(is_valid_filter("(uid=a\\00)"));
+}
+
 TEST(FormatGuid, PrintsTheFirstThreeFieldsLittleEndian) {
     const std::string bytes = {'\xe0', '\x04', '\x25', '\x3f', '\x89', '\x4f', '\xd3', '\x11',
                                '\x9a', '\x0c', '\x03', '\x05', '\xe8', '\x2c', '\x33', '\x01'};
