@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
+#include "daemon/http_server.hpp"
 #include "daemon/signature.hpp"
 #include "sync/auto_join.hpp"
 
@@ -22,6 +23,17 @@ void reply(httplib::Response& response, int status, const json& body) {
 
 void fail(httplib::Response& response, int status, std::string_view message) {
     reply(response, status, {{"error", message}});
+}
+
+// The HTTP library holds a body sent with a length to k_max_body; a
+// chunked one can come out larger (its framing counts towards the limit on
+// the wire), so every route that reads a body checks it too.
+bool too_large(const httplib::Request& request, httplib::Response& response) {
+    if (request.body.size() <= k_max_body) {
+        return false;
+    }
+    fail(response, 413, fmt::format("the body is larger than {} bytes", k_max_body));
+    return true;
 }
 
 int status_of(const directory::Error& error) {
@@ -190,6 +202,9 @@ void Api::routes(httplib::Server& server) {
                 fail(response, 401,
                      held.api_token ? "a valid API token is required"
                                     : "the API is disabled: [http] api_token_file is not set");
+                return;
+            }
+            if (too_large(request, response)) {
                 return;
             }
             try {
@@ -374,6 +389,9 @@ void Api::routes(httplib::Server& server) {
         }));
 
     server.Post("/hooks/v1/events", [this](const Request& request, Response& response) {
+        if (too_large(request, response)) {
+            return;
+        }
         const auto held = credentials();
         if (held.webhook_secret.empty()) {
             fail(response, 404, "inbound webhooks are disabled: [webhook] secret_file is not set");

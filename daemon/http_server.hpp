@@ -25,12 +25,15 @@ struct Response;
 
 namespace orgsync::daemon {
 
+// The largest request body any route takes.
+inline constexpr std::size_t k_max_body = 1 << 20;
+
 struct HttpSettings {
     std::string host = "127.0.0.1";
     std::uint16_t port = 8650;            // 0: any free port (tests)
     std::filesystem::path tls_cert_file;  // both set: HTTPS
     std::filesystem::path tls_key_file;
-    std::size_t max_body = 1 << 20;  // larger bodies are answered 413 unread
+    std::size_t max_body = k_max_body;  // larger bodies are answered 413 unread
     // A request's line and headers: more bytes, or more than max_headers
     // header fields, are answered 431 (request_deadline.hpp). A chunked
     // body is cut off (413) past max_body and half as much again of framing.
