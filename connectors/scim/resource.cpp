@@ -278,6 +278,105 @@ json user_resource(const directory::SourceUser& user) {
     return json::parse(user.attributes);
 }
 
+std::optional<std::string> splice_stored(std::string_view stored, std::string_view meta_member,
+                                         std::string_view top_member,
+                                         std::string_view top_member_name) {
+    // One pass over the text, tracking only what the splice needs: the
+    // nesting depth, strings (their quotes and escapes), the last key seen
+    // at the top level, and where the top-level "meta" object and the
+    // resource close.
+    int depth = 0;
+    bool in_string = false;
+    bool escaped = false;
+    std::size_t string_start = 0;
+    std::string_view pending;  // a top-level string that may be a key
+    std::string_view key;      // the top-level key whose value is being read
+    bool meta_value = false;   // inside the top-level "meta" object
+    std::size_t meta_close = std::string_view::npos;
+    std::size_t top_close = std::string_view::npos;
+    for (std::size_t i = 0; i < stored.size(); ++i) {
+        const char c = stored[i];
+        if (in_string) {
+            if (escaped) {
+                escaped = false;
+            } else if (c == '\\') {
+                escaped = true;
+            } else if (c == '"') {
+                in_string = false;
+                if (depth == 1) {
+                    pending = stored.substr(string_start, i - string_start);
+                }
+            }
+            continue;
+        }
+        switch (c) {
+            case '"':
+                in_string = true;
+                string_start = i + 1;
+                break;
+            case ':':
+                if (depth == 1) {
+                    key = pending;
+                    if (!top_member_name.empty() && key == top_member_name) {
+                        return std::nullopt;
+                    }
+                }
+                break;
+            case '{':
+            case '[':
+                if (depth == 0 && c != '{') {
+                    return std::nullopt;
+                }
+                if (depth == 1 && c == '{' && key == "meta") {
+                    meta_value = true;
+                }
+                ++depth;
+                break;
+            case '}':
+            case ']':
+                --depth;
+                if (depth == 1 && meta_value && c == '}') {
+                    meta_close = i;
+                    meta_value = false;
+                } else if (depth == 0) {
+                    top_close = i;
+                }
+                break;
+            default:
+                break;
+        }
+        if (depth < 0 || top_close != std::string_view::npos) {
+            break;
+        }
+    }
+    if (in_string || depth != 0 || meta_close == std::string_view::npos ||
+        top_close == std::string_view::npos) {
+        return std::nullopt;
+    }
+    auto opens_empty = [&](std::size_t close) {
+        std::size_t before = close;
+        while (before > 0 && (stored[before - 1] == ' ' || stored[before - 1] == '\n' ||
+                              stored[before - 1] == '\t' || stored[before - 1] == '\r')) {
+            --before;
+        }
+        return before > 0 && stored[before - 1] == '{';
+    };
+    std::string out;
+    out.reserve(stored.size() + meta_member.size() + top_member.size() + 2);
+    out.append(stored.substr(0, meta_close));
+    if (!opens_empty(meta_close)) {
+        out += ',';
+    }
+    out.append(meta_member);
+    out.append(stored.substr(meta_close, top_close - meta_close));
+    if (!top_member.empty()) {
+        out += ',';
+        out.append(top_member);
+    }
+    out.append(stored.substr(top_close));
+    return out;
+}
+
 json group_resource(const directory::SourceGroup& group, bool with_members) {
     json resource = json::parse(group.attributes);
     if (with_members) {

@@ -9,6 +9,7 @@
 
 #include <expected>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,6 +54,17 @@ directory::SourceGroup to_source_group(std::string_view source, const nlohmann::
 // `with_members`, its members as `{"value": id}`.
 nlohmann::json user_resource(const directory::SourceUser& user);
 nlohmann::json group_resource(const directory::SourceGroup& group, bool with_members);
+
+// A stored resource as returned, without building a JSON document of it:
+// the stored text (canonical JSON, as to_source_user wrote it) with
+// `meta_member` appended to its top-level "meta" object and, when not
+// empty, `top_member` appended to the resource; each is a `"name":value`
+// text. nullopt when the text is not an object with an object "meta", or
+// already has a top-level `top_member_name`: the caller then takes the
+// document path (user_resource, located, project).
+std::optional<std::string> splice_stored(std::string_view stored, std::string_view meta_member,
+                                         std::string_view top_member,
+                                         std::string_view top_member_name);
 
 // The member ids a Group resource lists, each once, in order.
 std::vector<std::string> member_ids(const nlohmann::json& group);

@@ -351,21 +351,19 @@ struct Service::Impl {
 
     // ---- users -------------------------------------------------------------
 
-    // Adds `groups` to each user resource (read-only, from the mirror).
-    directory::Expected<void> attach_groups(const Source& source, std::vector<json>& users) {
-        if (users.empty()) {
-            return {};
-        }
-        std::vector<std::string> ids;
-        for (const auto& user : users) {
-            ids.push_back(user.value("id", ""));
+    // Each user's read-only `groups`, by user id, for those in any group.
+    directory::Expected<std::unordered_map<std::string, json>> groups_of(
+        const Source& source, const std::vector<std::string>& ids) {
+        std::unordered_map<std::string, json> by_user;
+        if (ids.empty()) {
+            return by_user;
         }
         auto pairs = store.source_memberships_of(source.config.name, ids);
         if (!pairs) {
             return std::unexpected(pairs.error());
         }
         if (pairs->empty()) {
-            return {};
+            return by_user;
         }
         std::vector<std::string> group_ids;
         for (const auto& [group, member] : *pairs) {
@@ -379,14 +377,26 @@ struct Service::Impl {
         for (const auto& group : *groups) {
             names.emplace(group.external_id, group.name);
         }
-        std::unordered_map<std::string, json> by_user;
         for (const auto& [group, member] : *pairs) {
             by_user[member].push_back(
                 {{"value", group}, {"display", names[group]}, {"type", "direct"}});
         }
+        return by_user;
+    }
+
+    // Adds `groups` to each user resource (read-only, from the mirror).
+    directory::Expected<void> attach_groups(const Source& source, std::vector<json>& users) {
+        std::vector<std::string> ids;
+        for (const auto& user : users) {
+            ids.push_back(user.value("id", ""));
+        }
+        auto by_user = groups_of(source, ids);
+        if (!by_user) {
+            return std::unexpected(by_user.error());
+        }
         for (auto& user : users) {
-            auto found = by_user.find(user.value("id", ""));
-            if (found != by_user.end()) {
+            auto found = by_user->find(user.value("id", ""));
+            if (found != by_user->end()) {
                 user["groups"] = std::move(found->second);
             }
         }
@@ -496,6 +506,79 @@ struct Service::Impl {
         return resources;
     }
 
+    // The answer to a users' filter that an index answers exactly (a
+    // single `userName`, `externalId` or `id` eq) with every attribute
+    // returned, written from the stored text without building a document
+    // of each user (splice_stored). nullopt when the request is not such
+    // a case, or a stored user cannot be spliced: list() then answers it.
+    std::optional<ScimResponse> list_stored(const Source& source, Kind kind, const Filter& filter,
+                                            const Projection& projection, bool with_groups,
+                                            std::size_t offset, std::size_t page,
+                                            const ScimRequest& request) {
+        if (kind != Kind::user || !projection.attributes.empty() || !projection.excluded.empty()) {
+            return std::nullopt;
+        }
+        auto lookup = as_equality_lookup(filter, rules_of(kind));
+        if (!lookup) {
+            return std::nullopt;
+        }
+        const std::string& name = source.config.name;
+        directory::Expected<std::vector<SourceUser>> users{};
+        if (lookup->attribute == "userName") {
+            users = store.find_source_users_by(name, MirrorKey::user_name, lookup->value);
+        } else if (lookup->attribute == "externalId") {
+            users = store.find_source_users_by(name, MirrorKey::client_id, lookup->value);
+        } else if (lookup->attribute == "id") {
+            users = store.find_source_users(name, {lookup->value});
+        } else {
+            return std::nullopt;
+        }
+        if (!users) {
+            return store_failure(users.error());
+        }
+        std::vector<const SourceUser*> shown;
+        for (std::size_t i = offset; i < users->size() && shown.size() < page; ++i) {
+            shown.push_back(&(*users)[i]);
+        }
+        std::unordered_map<std::string, json> groups;
+        if (with_groups) {
+            std::vector<std::string> ids;
+            for (const auto* user : shown) {
+                ids.push_back(user->external_id);
+            }
+            auto found = groups_of(source, ids);
+            if (!found) {
+                return store_failure(found.error());
+            }
+            groups = std::move(*found);
+        }
+        std::string resources;
+        for (const auto* user : shown) {
+            const std::string location = fmt::format(
+                "\"location\":{}",
+                json(fmt::format("{}/{}/{}", request.base_url, endpoint(kind), user->external_id))
+                    .dump());
+            std::string member;
+            if (auto found = groups.find(user->external_id); found != groups.end()) {
+                member = "\"groups\":" + found->second.dump();
+            }
+            auto spliced = splice_stored(user->attributes, location, member, "groups");
+            if (!spliced) {
+                return std::nullopt;
+            }
+            resources += resources.empty() ? "" : ",";
+            resources += *spliced;
+        }
+        ScimResponse response;
+        response.status = 200;
+        // The keys in the order json::dump writes them (sorted), as list()
+        // answers.
+        response.body = fmt::format(
+            R"({{"Resources":[{}],"itemsPerPage":{},"schemas":["{}"],"startIndex":{},"totalResults":{}}})",
+            resources, shown.size(), k_list_schema, offset + 1, users->size());
+        return response;
+    }
+
     ScimResponse list(const Source& source, Kind kind, const ScimRequest& request) {
         const ResourceRules& rules = rules_of(kind);
         bool bad = false;
@@ -541,6 +624,12 @@ struct Service::Impl {
             }
             const bool filter_members = kind == Kind::group && mentions(filter_text, "members");
             const bool filter_groups = kind == Kind::user && mentions(filter_text, "groups");
+            if (!filter_groups) {
+                if (auto answered = list_stored(source, kind, *filter, projection, with_groups,
+                                                offset, page, request)) {
+                    return std::move(*answered);
+                }
+            }
             auto indexed =
                 indexed_candidates(source, kind, *filter, with_members || filter_members);
             if (!indexed) {

@@ -393,6 +393,58 @@ TEST_F(ScimServerTest, GroupGrantsFollowMembership) {
     EXPECT_EQ(authorize("pat@contractor.example", "acme", "project.resources.write", "vision"), 0);
 }
 
+// A lookup an index answers (userName, externalId, id eq) is written from
+// the stored text; the same users read through the document path (an
+// excludedAttributes that removes nothing, a filter with `and`) must read
+// the same, byte for byte once parsed.
+TEST_F(ScimServerTest, IndexedLookupsAnswerAsTheDocumentPathDoes) {
+    const std::string plain = create_user("plain@acme.com", "ext-plain");
+    Reply tricky =
+        call("POST", "/Users",
+             {{"schemas", json::array({k_user, k_enterprise})},
+              {"userName", "Tricky@acme.com"},
+              {"externalId", "ext-\"tricky\"}"},
+              {"displayName", "Q \"meta\":{} ] } \\ Ingénieur \u4e2d"},
+              {"title", "}"},
+              {"emails",
+               json::array({{{"primary", true}, {"type", "work"}, {"value", "tricky@acme.com"}}})},
+              {k_enterprise, {{"department", "R&D"}, {"manager", {{"value", plain}}}}}});
+    ASSERT_EQ(tricky.status, 201) << tricky.raw;
+    const std::string tricky_id = tricky.body["id"];
+    create_group("Acme Admins", json::array({{{"value", tricky_id}}}));
+    create_group("Second", json::array({{{"value", tricky_id}}}));
+
+    const std::string lookups[] = {
+        "userName%20eq%20%22plain%40acme.com%22",
+        "userName%20eq%20%22TRICKY%40ACME.COM%22",
+        "externalId%20eq%20%22ext-%5C%22tricky%5C%22%7D%22",
+        "id%20eq%20%22" + tricky_id + "%22",
+        "userName%20eq%20%22nobody%40acme.com%22",
+    };
+    for (const auto& filter : lookups) {
+        for (const std::string page : {"", "&startIndex=2", "&count=0"}) {
+            Reply fast = call("GET", "/Users?filter=" + filter + page);
+            Reply document =
+                call("GET", "/Users?filter=" + filter + page + "&excludedAttributes=nickName");
+            ASSERT_EQ(fast.status, 200) << fast.raw;
+            EXPECT_EQ(fast.body, document.body) << filter << page;
+            Reply compound = call("GET", "/Users?filter=(" + filter + ")%20and%20not%20(" + filter +
+                                             "%20and%20active%20eq%20false)" + page);
+            EXPECT_EQ(fast.body, compound.body) << filter << page;
+        }
+    }
+    Reply found = call("GET", "/Users?filter=" + lookups[1]);
+    ASSERT_EQ(found.body["Resources"].size(), 1U) << found.raw;
+    // The two paths did run: the stored text keeps its key order and gets
+    // meta.location last, where the document path writes keys sorted.
+    EXPECT_NE(found.raw,
+              call("GET", "/Users?filter=" + lookups[1] + "&excludedAttributes=nickName").raw);
+    const json& user = found.body["Resources"][0];
+    EXPECT_EQ(user["groups"].size(), 2U) << found.raw;
+    EXPECT_EQ(user["meta"]["location"], "http://127.0.0.1:" + std::to_string(m_daemon->port()) +
+                                            "/scim/v2/Users/" + tricky_id);
+}
+
 TEST_F(ScimServerTest, PaginationIsStableAndComplete) {
     std::set<std::string> created;
     for (int i = 0; i < 11; ++i) {
