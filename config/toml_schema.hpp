@@ -208,6 +208,9 @@ template <class... Fs>
 struct Overloaded : Fs... {
     using Fs::operator()...;
 };
+// Aggregate deduction (C++20) without the guide is not in clang 16 (make fuzz).
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
 }  // namespace detail
 
 // Stores a value converted for `field`'s kind; a mismatch between an

@@ -122,6 +122,59 @@ std::optional<std::string> normalize_plain_dn(std::string_view dn) {
     }
 }
 
+bool is_hex(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// RFC 4514 §3: a value starting with '#' is a hexstring, one or more hex
+// pairs with nothing but spaces before the next separator. ldap_str2dn is
+// laxer: it takes `cn=#,dc=x` as an empty binary value and stops reading a
+// value at what follows the pairs (`cn=#41 b` as `cn=#41`), so distinct
+// strings would share one normal form, which might not even be a DN.
+bool hexstrings_well_formed(std::string_view dn) {
+    bool in_value = false;
+    bool at_value_start = false;
+    bool quoted = false;
+    for (std::size_t i = 0; i < dn.size(); ++i) {
+        const char c = dn[i];
+        if (!in_value) {
+            in_value = c == '=';
+            at_value_start = in_value;
+            continue;
+        }
+        if (at_value_start) {
+            if (c == ' ') {
+                continue;
+            }
+            at_value_start = false;
+            if (c == '#') {
+                std::size_t pairs = 0;
+                ++i;
+                while (i + 1 < dn.size() && is_hex(dn[i]) && is_hex(dn[i + 1])) {
+                    i += 2;
+                    ++pairs;
+                }
+                while (i < dn.size() && dn[i] == ' ') {
+                    ++i;
+                }
+                if (pairs == 0 || (i < dn.size() && dn[i] != ',' && dn[i] != ';' && dn[i] != '+')) {
+                    return false;
+                }
+                in_value = false;  // dn[i] is the separator, or i is the end
+                continue;
+            }
+        }
+        if (c == '\\') {
+            ++i;
+        } else if (c == '"') {
+            quoted = !quoted;
+        } else if (!quoted && (c == ',' || c == ';' || c == '+')) {
+            in_value = false;
+        }
+    }
+    return true;
+}
+
 }  // namespace
 
 std::optional<std::string> normalize_dn(std::string_view dn) {
@@ -129,7 +182,8 @@ std::optional<std::string> normalize_dn(std::string_view dn) {
         return plain;
     }
     const std::string text(dn);
-    if (text.find('\0') != std::string::npos) {
+    if (text.find('\0') != std::string::npos ||
+        (text.find('#') != std::string::npos && !hexstrings_well_formed(text))) {
         return std::nullopt;
     }
     LDAPDN parsed = nullptr;

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -393,6 +394,24 @@ owner = "ceo@beta.org"
     }
 
     // Waits until `source` has finished `runs` runs since the start.
+    // /metrics once `ready` holds for its samples, or as they are after 10 s.
+    // A request is counted by the listener after its response is written
+    // (the latency it records includes the write), so the client can have
+    // the answer before the count is there.
+    std::map<std::string, double> metrics_when(
+        const std::function<bool(const std::map<std::string, double>&)>& ready) {
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while (true) {
+            auto response = m_client->Get("/metrics");
+            auto samples =
+                response ? parse_prometheus(response->body) : std::map<std::string, double>{};
+            if (ready(samples) || std::chrono::steady_clock::now() >= deadline) {
+                return samples;
+            }
+            std::this_thread::sleep_for(20ms);
+        }
+    }
+
     json wait_runs(const std::string& source, int runs) {
         const auto deadline = std::chrono::steady_clock::now() + 60s;
         while (std::chrono::steady_clock::now() < deadline) {

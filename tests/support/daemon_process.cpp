@@ -41,7 +41,11 @@ std::unique_ptr<DaemonProcess> DaemonProcess::start(const std::filesystem::path&
                                                     std::chrono::seconds timeout) {
     std::unique_ptr<DaemonProcess> daemon(new DaemonProcess());
     daemon->m_log = log;
-    std::filesystem::remove(log);
+    // Emptied here, so that no line of an earlier run is taken for this
+    // run's, but not removed: the file keeps its inode, which a test names
+    // in JOURNAL_STREAM before the start (a new file's inode is whatever
+    // the file system hands out, not always the one just freed).
+    std::ofstream(log, std::ios::trunc).close();
     pid_t pid = fork();
     if (pid < 0) {
         throw std::runtime_error("fork failed");
