@@ -296,6 +296,7 @@ token_file = "scim-token"
     std::vector<double> all_ms;
     std::vector<double> during_ms;
     std::map<std::string, std::size_t> by_kind;
+    std::map<std::string, std::vector<double>> ms_by_kind;
     for (std::size_t c = 0; c < options.clients; ++c) {
         auto& writer = writers[c];
         for (auto& problem : writer.reconcile(mirror)) {
@@ -310,6 +311,9 @@ token_file = "scim-token"
         total.busy += stats.busy;
         for (const auto& [kind, count] : stats.acknowledged_by_kind) {
             by_kind[kind] += count;
+        }
+        for (const auto& [kind, ms] : stats.latency_ms_by_kind) {
+            ms_by_kind[kind].insert(ms_by_kind[kind].end(), ms.begin(), ms.end());
         }
         for (const auto& refusal : stats.refusals) {
             fmt::print(stderr, "refused: {}\n", refusal);
@@ -348,6 +352,11 @@ token_file = "scim-token"
         "latency, during the sync:  p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms ({} writes)\n",
         percentile(during_ms, 0.50), percentile(during_ms, 0.99), percentile(during_ms, 1.0),
         during_ms.size());
+    for (const auto& [kind, ms] : ms_by_kind) {
+        fmt::print("latency, {:<14}    p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms ({} writes)\n",
+                   kind, percentile(ms, 0.50), percentile(ms, 0.99), percentile(ms, 1.0),
+                   ms.size());
+    }
     fmt::print(
         "store after SIGTERM (exit {}): {} LDAP users mirrored, {} SCIM users and {} "
         "groups; {} acknowledged writes missing or wrong, {} org differences{}\n",

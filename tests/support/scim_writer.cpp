@@ -256,9 +256,11 @@ ScimWriter::Answer ScimWriter::send(httplib::Client& http, const Request& reques
         ++m_stats.no_answer;
         return {};
     }
-    m_stats.latency_ms.push_back(
+    const double ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-            .count());
+            .count();
+    m_stats.latency_ms.push_back(ms);
+    m_stats.latency_ms_by_kind[request.kind].push_back(ms);
     const std::string body = lower(result->body);
     if (body.find("locked") != std::string::npos || body.find("busy") != std::string::npos) {
         ++m_stats.busy;

@@ -88,7 +88,8 @@ struct ScimWriteStats {
     std::size_t busy = 0;  // an answer that speaks of a locked or busy database
     std::map<std::string, std::size_t> acknowledged_by_kind;  // "POST /Users", …
     std::vector<double> latency_ms;                           // of every answered request
-    std::vector<std::string> refusals;                        // the first few non-2xx answers
+    std::map<std::string, std::vector<double>> latency_ms_by_kind;
+    std::vector<std::string> refusals;  // the first few non-2xx answers
 };
 
 class ScimWriter {
