@@ -227,7 +227,7 @@ token_file = "scim-token"
         writers.emplace_back(static_cast<int>(c), options.seed + 1 + c, k_token);
     }
     struct Timed {
-        double at = 0.0;  // seconds since writes_start, when the answer came
+        double sent = 0.0;  // seconds since writes_start, when the request went out
         double ms = 0.0;
     };
     std::vector<std::vector<Timed>> timings(options.clients);
@@ -246,7 +246,8 @@ token_file = "scim-token"
                 const auto outcome = writer.write_one(http);
                 if (writer.stats().latency_ms.size() > before) {
                     timings[c].push_back(
-                        {seconds_since(writes_start), writer.stats().latency_ms.back()});
+                        {seconds_since(writes_start) - writer.stats().latency_ms.back() / 1000.0,
+                         writer.stats().latency_ms.back()});
                 }
                 ++done;
                 if (outcome == test::ScimWriter::Outcome::no_answer) {
@@ -320,7 +321,7 @@ token_file = "scim-token"
         }
         for (const auto& timed : timings[c]) {
             all_ms.push_back(timed.ms);
-            if (timed.at <= *sync_end) {
+            if (timed.sent <= *sync_end) {
                 during_ms.push_back(timed.ms);
             }
         }
@@ -349,7 +350,7 @@ token_file = "scim-token"
     fmt::print("latency, all writes:       p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms\n",
                percentile(all_ms, 0.50), percentile(all_ms, 0.99), percentile(all_ms, 1.0));
     fmt::print(
-        "latency, during the sync:  p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms ({} writes)\n",
+        "latency, sent during sync: p50 {:.2f} ms, p99 {:.2f} ms, max {:.2f} ms ({} writes)\n",
         percentile(during_ms, 0.50), percentile(during_ms, 0.99), percentile(during_ms, 1.0),
         during_ms.size());
     for (const auto& [kind, ms] : ms_by_kind) {
@@ -376,13 +377,14 @@ token_file = "scim-token"
     fmt::print(
         "RESULT users={} writes={} clients={} acknowledged={} lost={} status_4xx={} "
         "status_5xx={} no_answer={} busy={} writes_s={:.3f} writes_per_s={:.0f} p50_ms={:.2f} "
-        "p99_ms={:.2f} max_ms={:.2f} sync_end_s={:.3f} writes_during_sync={} "
-        "during_sync_p99_ms={:.2f} status={}\n",
+        "p99_ms={:.2f} max_ms={:.2f} sync_end_s={:.3f} answered_by_sync_end={} "
+        "sent_during_sync={} during_sync_p99_ms={:.2f} during_sync_max_ms={:.2f} status={}\n",
         directory.users, options.writes, options.clients, total.acknowledged, lost.size(),
         total.client_errors, total.server_errors, total.no_answer, total.busy, writes_seconds,
         static_cast<double>(total.sent) / writes_seconds, percentile(all_ms, 0.50),
         percentile(all_ms, 0.99), percentile(all_ms, 1.0), *sync_end, done_at_sync_end,
-        percentile(during_ms, 0.99), ok ? "ok" : "failed");
+        during_ms.size(), percentile(during_ms, 0.99), percentile(during_ms, 1.0),
+        ok ? "ok" : "failed");
     if (options.keep || !ok) {
         fmt::print("kept {}\n", dir.string());
     } else {
