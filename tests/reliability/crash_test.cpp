@@ -156,7 +156,10 @@ httplib::Headers api_auth() {
 // at the next run): B lacks 1 user in 40 of A, adds a third more, gives 1 in
 // 50 a new address, and adds admins and vision-team members. Entries have
 // fixed entryUUIDs, the connector's stable ids, so both versions name the
-// same person alike.
+// same person alike. The slapds run without syncprov: its slapadd -w
+// (Debian 12's OpenLDAP 2.5) aborts with a corrupted heap on such entries
+// when a group has a few thousand members; the runs read by change marker,
+// and the run to B reads in full (another server).
 struct Person {
     bool present = false;
     std::string mail;
@@ -419,11 +422,17 @@ file = "mapping.toml"
 };
 
 TEST_F(CrashTest, LdapSyncKilledAtRandomLeavesTheStoreBeforeOrAfterTheRun) {
-    const int users = static_cast<int>(env_number("ORGSYNC_CRASH_USERS", 9000));
+    const int users = static_cast<int>(env_number("ORGSYNC_CRASH_USERS", 20000));
     write_file(m_dir / "a.ldif", directory_ldif(users, false));
     write_file(m_dir / "b.ldif", directory_ldif(users, true));
-    Slapd slapd_a({.suffix = k_suffix, .memberof = false, .initial_ldif = m_dir / "a.ldif"});
-    Slapd slapd_b({.suffix = k_suffix, .memberof = false, .initial_ldif = m_dir / "b.ldif"});
+    Slapd slapd_a({.suffix = k_suffix,
+                   .memberof = false,
+                   .syncprov = false,
+                   .initial_ldif = m_dir / "a.ldif"});
+    Slapd slapd_b({.suffix = k_suffix,
+                   .memberof = false,
+                   .syncprov = false,
+                   .initial_ldif = m_dir / "b.ldif"});
     write_file(m_dir / "mapping.toml", fmt::format(R"([[org]]
 slug = "acme"
 name = "Acme"
