@@ -31,14 +31,16 @@ demo: build
 	@scripts/demo $(BUILD)
 
 # BENCH_ARGS go to authorize_bench, SYNC_BENCH_ARGS to sync_bench, LDAP_BENCH_ARGS to
-# ldap_bench, SCIM_BENCH_ARGS to scim_bench (docs/BENCHMARKS.md).
+# ldap_bench, SCIM_BENCH_ARGS to scim_bench (docs/BENCHMARKS.md), LOAD_BENCH_ARGS to
+# load_bench (docs/RELIABILITY.md).
 bench: deps
 	cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DORGSYNC_BUILD_TESTS=OFF
-	cmake --build build-release -j$(JOBS) --target authorize_bench sync_bench ldap_bench scim_bench
+	cmake --build build-release -j$(JOBS) --target authorize_bench sync_bench ldap_bench scim_bench load_bench
 	build-release/bench/authorize_bench $(BENCH_ARGS)
 	build-release/bench/sync_bench $(SYNC_BENCH_ARGS)
 	build-release/bench/ldap_bench $(LDAP_BENCH_ARGS)
 	build-release/bench/scim_bench $(SCIM_BENCH_ARGS)
+	build-release/bench/load_bench $(LOAD_BENCH_ARGS)
 
 # libFuzzer targets (tests/fuzz) built with clang 16, ASan and UBSan in
 # build-fuzz, each run FUZZ_SECONDS; any crash, leak, timeout or broken

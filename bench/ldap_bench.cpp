@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "bench/bench_support.hpp"
+#include "bench/ldap_directory.hpp"
 #include "config/fingerprint.hpp"
 #include "connectors/ldap/directory_reader.hpp"
 #include "connectors/ldap/ldap_source.hpp"
@@ -72,11 +73,7 @@ namespace {
 namespace fs = std::filesystem;
 using namespace orgsync::directory;
 
-constexpr std::size_t k_default_users = 100'000;
-constexpr std::size_t k_default_groups = 1'000;
-constexpr std::size_t k_default_memberships = 300'000;
 constexpr std::string_view k_source = "corp";
-constexpr std::string_view k_suffix = "dc=example,dc=com";
 constexpr std::size_t k_projects_per_org = 20;
 constexpr std::size_t k_datasets_per_org = 6;
 
@@ -185,9 +182,7 @@ std::size_t scaled(std::optional<std::size_t> given, std::size_t by_default,
     if (given) {
         return *given;
     }
-    double ratio = static_cast<double>(options.users) / static_cast<double>(k_default_users);
-    return std::max<std::size_t>(
-        3, static_cast<std::size_t>(std::llround(static_cast<double>(by_default) * ratio)));
+    return scaled_to(options.users, by_default);
 }
 
 // ---- measuring ----------------------------------------------------------------
@@ -333,32 +328,6 @@ ToolTime time_tool(const std::vector<std::string>& argv, const fs::path& err_fil
 
 // ---- the directory and the mapping ----------------------------------------------
 
-struct OrgShape {
-    std::string_view slug;
-    std::string_view name;
-    std::string_view domain;
-    bool include_subdomains;
-    bool workforce;
-    double share;  // of the directory's users
-};
-
-// sync_bench's orgs; 5% of the users are at addresses no org claims.
-constexpr std::array<OrgShape, 3> k_orgs{{
-    {"acme", "Acme Corp", "acme.com", true, true, 0.50},
-    {"beta", "Beta Research", "beta.org", false, false, 0.30},
-    {"gamma", "Gamma Labs", "gamma.io", true, false, 0.15},
-}};
-constexpr std::array<std::string_view, 4> k_unmapped_domains{
-    "partner.example", "gmail.com", "contractors.example.net", "yahoo.com"};
-
-std::string user_dn(std::size_t index) {
-    return fmt::format("uid=u{:06},ou=people,{}", index, k_suffix);
-}
-
-std::string group_dn(std::size_t index) {
-    return fmt::format("cn=team-{:04},ou=groups,{}", index, k_suffix);
-}
-
 // As sync_bench: groups whose index is a multiple of 3 are named by a rule
 // of org (index / 3) % 3: the last few (small) groups give admin, some give
 // member, the rest a project level or dataset access.
@@ -414,86 +383,6 @@ mapping::Mapping make_mapping(std::size_t groups) {
     result.digest =
         fmt::format("{:016x}", config::fnv1a(fmt::format("ldap_bench groups={}", groups)));
     return result;
-}
-
-struct Directory {
-    std::size_t users = 0;
-    std::size_t groups = 0;
-    std::size_t memberships = 0;
-    std::size_t largest_group = 0;
-    std::size_t unmapped = 0;
-    std::vector<std::string> emails;  // by user index
-    std::vector<bool> in_a_group;     // by user index
-    std::uintmax_t ldif_bytes = 0;
-};
-
-// Streams the directory's LDIF to `path`.
-Directory write_directory(const Options& options, std::size_t groups, std::size_t memberships,
-                          Random& random, const fs::path& path) {
-    Directory dir;
-    dir.users = options.users;
-    dir.groups = groups;
-    dir.emails.reserve(options.users);
-    dir.in_a_group.assign(options.users, false);
-    auto out = fmt::output_file(path.string());
-    for (std::size_t i = 0; i < options.users; ++i) {
-        double u = random.unit();
-        double cumulative = 0.0;
-        std::string domain;
-        for (const auto& shape : k_orgs) {
-            cumulative += shape.share;
-            if (u < cumulative) {
-                domain = shape.include_subdomains && random.chance(0.1)
-                             ? fmt::format("eng.{}", shape.domain)
-                             : std::string(shape.domain);
-                break;
-            }
-        }
-        if (domain.empty()) {
-            domain = std::string(k_unmapped_domains[i % k_unmapped_domains.size()]);
-            ++dir.unmapped;
-        }
-        std::string email = i < k_orgs.size()     ? fmt::format("owner@{}", k_orgs[i].domain)
-                            : random.chance(0.02) ? fmt::format("First.Last{}@{}", i, domain)
-                                                  : fmt::format("user{}@{}", i, domain);
-        out.print(
-            "dn: {}\nobjectClass: inetOrgPerson\nuid: u{:06}\ncn: Person {}\nsn: {}\n"
-            "displayName: Person {}\nmail: {}\n\n",
-            user_dn(i), i, i, i, i, email);
-        dir.emails.push_back(std::move(email));
-    }
-
-    // Every group gets one member (groupOfNames requires one), the rest go
-    // to groups skewed towards the low indices.
-    std::vector<std::vector<std::uint32_t>> members(groups);
-    std::unordered_set<std::uint64_t> seen;
-    const std::size_t target = std::min(memberships, groups * options.users / 2);
-    seen.reserve(target);
-    auto add = [&](std::size_t group, std::size_t member) {
-        if (!seen.insert(static_cast<std::uint64_t>(group) * options.users + member).second) {
-            return;
-        }
-        members[group].push_back(static_cast<std::uint32_t>(member));
-        dir.in_a_group[member] = true;
-        ++dir.memberships;
-    };
-    for (std::size_t g = 0; g < groups; ++g) {
-        add(g, random.below(options.users));
-    }
-    while (dir.memberships < target) {
-        add(random.skewed_below(groups), random.below(options.users));
-    }
-    for (std::size_t g = 0; g < groups; ++g) {
-        out.print("dn: {}\nobjectClass: groupOfNames\ncn: team-{:04}\n", group_dn(g), g);
-        for (const std::uint32_t member : members[g]) {
-            out.print("member: {}\n", user_dn(member));
-        }
-        out.print("\n");
-        dir.largest_group = std::max(dir.largest_group, members[g].size());
-    }
-    out.close();
-    dir.ldif_bytes = fs::file_size(path);
-    return dir;
 }
 
 // The modifications before the incremental run: for `count` users (not the
@@ -570,7 +459,7 @@ int run(const Options& options) {
 
     const auto generate_start = Clock::now();
     const double generate_cpu = process_cpu_seconds();
-    Directory directory = write_directory(options, groups, memberships, random, ldif);
+    Directory directory = write_directory(options.users, groups, memberships, random, ldif);
     const mapping::Mapping mapping = make_mapping(groups);
     const double generate_s = seconds_since(generate_start);
     std::size_t role_rules = 0;

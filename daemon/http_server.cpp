@@ -2,8 +2,10 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include "daemon/request_deadline.hpp"
@@ -82,6 +84,17 @@ std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
             request_deadline::limit_bytes(head);
         }
     });
+    // cpp-httplib listens with a queue of 5 connections (fixed in Debian's
+    // build of the library): clients that connect together beyond that, an
+    // IdP opening its connections or health checks, wait for their SYN
+    // retransmission, 1 s and then 3 s. The listening socket is noted as it
+    // is made, and its queue raised to the kernel's limit
+    // (net.core.somaxconn) once it is bound.
+    auto listening = std::make_shared<::socket_t>(INVALID_SOCKET);
+    http.set_socket_options([listening](::socket_t sock) {
+        httplib::default_socket_options(sock);
+        *listening = sock;
+    });
     int port = 0;
     if (settings.port == 0) {
         port = http.bind_to_any_port(settings.host);
@@ -93,6 +106,10 @@ std::expected<std::unique_ptr<HttpServer>, std::string> HttpServer::start(
             fmt::format("cannot listen on {}:{} (in use, or not an address "
                         "of this host)",
                         settings.host, settings.port));
+    }
+    if (*listening == INVALID_SOCKET || ::listen(*listening, SOMAXCONN) != 0) {
+        return std::unexpected(
+            fmt::format("cannot listen on {}:{} with a longer queue", settings.host, port));
     }
     server->m_port = static_cast<std::uint16_t>(port);
     server->m_thread = std::thread([&http] { http.listen_after_bind(); });

@@ -2,6 +2,7 @@
 // slapd on 127.0.0.1, real HTTP, a real store file, and a test NOTIFY_SOCKET
 // for what it tells systemd.
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 
@@ -554,6 +555,49 @@ TEST_F(ServiceTest, SlowClientsAreCutOffAndDoNotStarveOthers) {
     for (int fd : sockets) {
         ::close(fd);
     }
+    EXPECT_EQ(m_daemon->stop(SIGTERM), 0);
+}
+
+// Many clients connecting at the same moment (an IdP opening its
+// connections, a load balancer's health checks) are all accepted at once:
+// a connection the listen queue has no room for waits for the client's SYN
+// retransmission, a second or more.
+TEST_F(ServiceTest, ManyClientsConnectingAtOnceAreNotHeldBack) {
+    write_config("");
+    write_mapping();
+    start();
+    constexpr int k_clients = 64;
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<double> seconds(k_clients, -1.0);
+    std::vector<std::thread> clients;
+    for (int i = 0; i < k_clients; ++i) {
+        clients.emplace_back([&, i] {
+            httplib::Client client("127.0.0.1", m_daemon->port());
+            client.set_connection_timeout(10, 0);
+            ++ready;
+            while (!go) {
+                std::this_thread::yield();
+            }
+            const auto started = std::chrono::steady_clock::now();
+            auto reply = client.Get("/healthz");
+            if (reply && reply->status == 200) {
+                seconds[static_cast<std::size_t>(i)] =
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - started)
+                        .count();
+            }
+        });
+    }
+    while (ready < k_clients) {
+        std::this_thread::yield();
+    }
+    go = true;
+    for (auto& client : clients) {
+        client.join();
+    }
+    const double slowest = *std::ranges::max_element(seconds);
+    EXPECT_GE(*std::ranges::min_element(seconds), 0.0) << "a request failed";
+    EXPECT_LT(slowest, 0.9) << "a connection waited for a SYN retransmission";
     EXPECT_EQ(m_daemon->stop(SIGTERM), 0);
 }
 

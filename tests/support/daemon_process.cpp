@@ -39,6 +39,14 @@ std::unique_ptr<DaemonProcess> DaemonProcess::start(const std::filesystem::path&
                                                     const std::filesystem::path& config,
                                                     const std::filesystem::path& log,
                                                     std::chrono::seconds timeout) {
+    auto daemon = spawn(binary, config, log);
+    daemon->wait_listening(timeout);
+    return daemon;
+}
+
+std::unique_ptr<DaemonProcess> DaemonProcess::spawn(const std::filesystem::path& binary,
+                                                    const std::filesystem::path& config,
+                                                    const std::filesystem::path& log) {
     std::unique_ptr<DaemonProcess> daemon(new DaemonProcess());
     daemon->m_log = log;
     // Emptied here, so that no line of an earlier run is taken for this
@@ -62,20 +70,24 @@ std::unique_ptr<DaemonProcess> DaemonProcess::start(const std::filesystem::path&
         _exit(127);
     }
     daemon->m_pid = pid;
+    return daemon;
+}
+
+void DaemonProcess::wait_listening(std::chrono::seconds timeout) {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (std::chrono::steady_clock::now() < deadline) {
-        if (std::uint16_t port = listening_port(slurp(log)); port != 0) {
-            daemon->m_port = port;
-            return daemon;
+        if (std::uint16_t port = listening_port(slurp(m_log)); port != 0) {
+            m_port = port;
+            return;
         }
         int status = 0;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            daemon->m_pid = -1;
-            throw std::runtime_error("orgsyncd exited before listening:\n" + slurp(log));
+        if (waitpid(m_pid, &status, WNOHANG) == m_pid) {
+            m_pid = -1;
+            throw std::runtime_error("orgsyncd exited before listening:\n" + slurp(m_log));
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    throw std::runtime_error("orgsyncd did not listen in time:\n" + slurp(log));
+    throw std::runtime_error("orgsyncd did not listen in time:\n" + slurp(m_log));
 }
 
 DaemonProcess::~DaemonProcess() {

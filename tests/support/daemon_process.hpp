@@ -22,6 +22,13 @@ class DaemonProcess {
     static std::unique_ptr<DaemonProcess> start(
         const std::filesystem::path& binary, const std::filesystem::path& config,
         const std::filesystem::path& log, std::chrono::seconds timeout = std::chrono::seconds(30));
+    // Starts it without waiting: the process may still be opening its store
+    // (crash tests kill it at any moment from its first instruction).
+    // wait_listening() then waits as start() does.
+    static std::unique_ptr<DaemonProcess> spawn(const std::filesystem::path& binary,
+                                                const std::filesystem::path& config,
+                                                const std::filesystem::path& log);
+    void wait_listening(std::chrono::seconds timeout = std::chrono::seconds(30));
 
     ~DaemonProcess();  // SIGKILLs a daemon still running
     DaemonProcess(const DaemonProcess&) = delete;
