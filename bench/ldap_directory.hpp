@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "bench/bench_support.hpp"
+#include "bench/org_shapes.hpp"
 
 namespace orgsync::bench {
 
@@ -35,24 +36,6 @@ inline std::size_t scaled_to(std::size_t users, std::size_t by_default) {
     return std::max<std::size_t>(
         3, static_cast<std::size_t>(std::llround(static_cast<double>(by_default) * ratio)));
 }
-
-struct OrgShape {
-    std::string_view slug;
-    std::string_view name;
-    std::string_view domain;
-    bool include_subdomains;
-    bool workforce;
-    double share;  // of the directory's users
-};
-
-// sync_bench's orgs; 5% of the users are at addresses no org claims.
-inline constexpr std::array<OrgShape, 3> k_orgs{{
-    {"acme", "Acme Corp", "acme.com", true, true, 0.50},
-    {"beta", "Beta Research", "beta.org", false, false, 0.30},
-    {"gamma", "Gamma Labs", "gamma.io", true, false, 0.15},
-}};
-inline constexpr std::array<std::string_view, 4> k_unmapped_domains{
-    "partner.example", "gmail.com", "contractors.example.net", "yahoo.com"};
 
 inline std::string user_dn(std::size_t index) {
     return fmt::format("uid=u{:06},ou=people,{}", index, k_suffix);
@@ -84,25 +67,7 @@ inline Directory write_directory(std::size_t users, std::size_t groups, std::siz
     dir.in_a_group.assign(users, false);
     auto out = fmt::output_file(path.string());
     for (std::size_t i = 0; i < users; ++i) {
-        double u = random.unit();
-        double cumulative = 0.0;
-        std::string domain;
-        for (const auto& shape : k_orgs) {
-            cumulative += shape.share;
-            if (u < cumulative) {
-                domain = shape.include_subdomains && random.chance(0.1)
-                             ? fmt::format("eng.{}", shape.domain)
-                             : std::string(shape.domain);
-                break;
-            }
-        }
-        if (domain.empty()) {
-            domain = std::string(k_unmapped_domains[i % k_unmapped_domains.size()]);
-            ++dir.unmapped;
-        }
-        std::string email = i < k_orgs.size()     ? fmt::format("owner@{}", k_orgs[i].domain)
-                            : random.chance(0.02) ? fmt::format("First.Last{}@{}", i, domain)
-                                                  : fmt::format("user{}@{}", i, domain);
+        std::string email = generated_address(random, i, dir.unmapped);
         out.print(
             "dn: {}\nobjectClass: inetOrgPerson\nuid: u{:06}\ncn: Person {}\nsn: {}\n"
             "displayName: Person {}\nmail: {}\n\n",

@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "bench/bench_support.hpp"
+#include "bench/org_shapes.hpp"
 #include "config/fingerprint.hpp"
 #include "directory/store.hpp"
 #include "mapping/mapping.hpp"
@@ -173,25 +174,6 @@ std::uintmax_t directory_bytes(const std::filesystem::path& dir) {
 
 // ---- the mapping and the mirror ---------------------------------------------------
 
-struct OrgShape {
-    std::string_view slug;
-    std::string_view name;
-    std::string_view domain;
-    bool include_subdomains;
-    bool workforce;
-    double share;  // of the mirror's users
-};
-
-// Three orgs; 5% of the users are at addresses no org claims (partners,
-// public mail providers) and only join an org through a group rule.
-constexpr std::array<OrgShape, 3> k_orgs{{
-    {"acme", "Acme Corp", "acme.com", true, true, 0.50},
-    {"beta", "Beta Research", "beta.org", false, false, 0.30},
-    {"gamma", "Gamma Labs", "gamma.io", true, false, 0.15},
-}};
-constexpr std::array<std::string_view, 4> k_unmapped_domains{
-    "partner.example", "gmail.com", "contractors.example.net", "yahoo.com"};
-
 std::string group_dn(std::size_t index) {
     return fmt::format("cn=team-{:04},ou=groups,dc=corp,dc=example", index);
 }
@@ -272,28 +254,7 @@ Mirror make_mirror(const Options& options, std::size_t groups, std::size_t membe
         user.source = std::string(k_source);
         user.external_id = fmt::format("uid-{:08x}", i * 2654435761u % 4294967291u);
         user.display_name = fmt::format("Person {}", i);
-        double u = random.unit();
-        double cumulative = 0.0;
-        std::string domain;
-        for (const auto& shape : k_orgs) {
-            cumulative += shape.share;
-            if (u < cumulative) {
-                // Some addresses are at a subdomain the rule includes.
-                domain = shape.include_subdomains && random.chance(0.1)
-                             ? fmt::format("eng.{}", shape.domain)
-                             : std::string(shape.domain);
-                break;
-            }
-        }
-        if (domain.empty()) {
-            domain = std::string(k_unmapped_domains[i % k_unmapped_domains.size()]);
-            ++mirror.unmapped;
-        }
-        // The org owners are in the directory too; 2% of the addresses come
-        // with capitals, as directories often hold them.
-        user.email = i < k_orgs.size()     ? fmt::format("owner@{}", k_orgs[i].domain)
-                     : random.chance(0.02) ? fmt::format("First.Last{}@{}", i, domain)
-                                           : fmt::format("user{}@{}", i, domain);
+        user.email = generated_address(random, i, mirror.unmapped);
         user.active = i < k_orgs.size() || !random.chance(0.01);
         mirror.inactive += user.active ? 0 : 1;
         user.attributes = fmt::format(R"({{"title":"Engineer","employeeNumber":"{}"}})", i);

@@ -428,6 +428,27 @@ struct Service::Impl {
         return std::move(found->front());
     }
 
+    // The users an indexed attribute (userName, externalId, id) has `lookup`'s
+    // value for; nullopt for an attribute without an index.
+    directory::Expected<std::optional<std::vector<SourceUser>>> indexed_users(
+        const Source& source, const EqualityLookup& lookup) {
+        const std::string& name = source.config.name;
+        directory::Expected<std::vector<SourceUser>> users{};
+        if (lookup.attribute == "userName") {
+            users = store.find_source_users_by(name, MirrorKey::user_name, lookup.value);
+        } else if (lookup.attribute == "externalId") {
+            users = store.find_source_users_by(name, MirrorKey::client_id, lookup.value);
+        } else if (lookup.attribute == "id") {
+            users = store.find_source_users(name, {lookup.value});
+        } else {
+            return std::nullopt;
+        }
+        if (!users) {
+            return std::unexpected(users.error());
+        }
+        return std::move(*users);
+    }
+
     // The candidates a filter can match, found through an index when it is
     // a plain `attr eq "value"` on an indexed attribute; nullopt when the
     // whole mirror must be scanned.
@@ -442,20 +463,14 @@ struct Service::Impl {
         const std::string& name = source.config.name;
         std::vector<json> candidates;
         if (kind == Kind::user) {
-            directory::Expected<std::vector<SourceUser>> users{};
-            if (lookup->attribute == "userName") {
-                users = store.find_source_users_by(name, MirrorKey::user_name, lookup->value);
-            } else if (lookup->attribute == "externalId") {
-                users = store.find_source_users_by(name, MirrorKey::client_id, lookup->value);
-            } else if (lookup->attribute == "id") {
-                users = store.find_source_users(name, {lookup->value});
-            } else {
-                return std::nullopt;
-            }
+            auto users = indexed_users(source, *lookup);
             if (!users) {
                 return std::unexpected(users.error());
             }
-            for (const auto& user : *users) {
+            if (!*users) {
+                return std::nullopt;
+            }
+            for (const auto& user : **users) {
                 candidates.push_back(user_resource(user));
             }
             return candidates;
@@ -522,20 +537,14 @@ struct Service::Impl {
         if (!lookup) {
             return std::nullopt;
         }
-        const std::string& name = source.config.name;
-        directory::Expected<std::vector<SourceUser>> users{};
-        if (lookup->attribute == "userName") {
-            users = store.find_source_users_by(name, MirrorKey::user_name, lookup->value);
-        } else if (lookup->attribute == "externalId") {
-            users = store.find_source_users_by(name, MirrorKey::client_id, lookup->value);
-        } else if (lookup->attribute == "id") {
-            users = store.find_source_users(name, {lookup->value});
-        } else {
+        auto found_users = indexed_users(source, *lookup);
+        if (!found_users) {
+            return store_failure(found_users.error());
+        }
+        if (!*found_users) {
             return std::nullopt;
         }
-        if (!users) {
-            return store_failure(users.error());
-        }
+        const std::vector<SourceUser>* users = &**found_users;
         std::vector<const SourceUser*> shown;
         for (std::size_t i = offset; i < users->size() && shown.size() < page; ++i) {
             shown.push_back(&(*users)[i]);
