@@ -2631,17 +2631,17 @@ Expected<std::unordered_map<std::string, std::string>> Store::external_ids(
     });
 }
 
-Expected<std::unordered_set<std::string>> Store::disabled_elsewhere(std::string_view source) const {
-    return m_impl->read([&](Db& db) -> Expected<std::unordered_set<std::string>> {
-        std::unordered_set<std::string> emails;
-        auto& q =
-            db.query("SELECT email FROM source_users WHERE source != ? AND active = 0", source);
+Expected<Store::DisabledBy> Store::disabled_elsewhere(std::string_view source) const {
+    return m_impl->read([&](Db& db) -> Expected<DisabledBy> {
+        DisabledBy disabled;
+        auto& q = db.query(
+            "SELECT email, source FROM source_users WHERE source != ? AND active = 0", source);
         while (q.executeStep()) {
             if (auto email = canonical_email(q.getColumn(0).getString())) {
-                emails.insert(std::move(*email));
+                disabled[std::move(*email)].push_back(q.getColumn(1).getString());
             }
         }
-        return emails;
+        return disabled;
     });
 }
 
@@ -3156,17 +3156,17 @@ Expected<std::unordered_map<std::string, std::string>> Store::external_ids(
     });
 }
 
-Expected<std::unordered_set<std::string>> Store::disabled_elsewhere(
+Expected<Store::DisabledBy> Store::disabled_elsewhere(
     std::string_view source, const std::vector<std::string>& emails) const {
-    return m_impl->read([&](Db& db) -> Expected<std::unordered_set<std::string>> {
-        std::unordered_set<std::string> disabled;
+    return m_impl->read([&](Db& db) -> Expected<DisabledBy> {
+        DisabledBy disabled;
         for (const auto& email : distinct(emails)) {
             auto& q = db.query(
-                "SELECT 1 FROM source_users WHERE email_key = ?1 AND source != ?2 AND active = 0 "
-                "LIMIT 1",
+                "SELECT source FROM source_users WHERE email_key = ?1 AND source != ?2 AND "
+                "active = 0",
                 email, source);
-            if (q.executeStep()) {
-                disabled.insert(email);
+            while (q.executeStep()) {
+                disabled[email].push_back(q.getColumn(0).getString());
             }
         }
         return disabled;

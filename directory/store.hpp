@@ -370,8 +370,10 @@ class Store {
     Expected<SourceAssertions> source_assertions(std::string_view source) const;
     Expected<std::vector<UserState>> list_users() const;
     // Canonical addresses that a source other than `source` mirrors as
-    // disabled.
-    Expected<std::unordered_set<std::string>> disabled_elsewhere(std::string_view source) const;
+    // disabled, each with those sources (which of them may disable the
+    // account is the mapping's to say: mapping::speaks_for_account).
+    using DisabledBy = std::unordered_map<std::string, std::vector<std::string>>;
+    Expected<DisabledBy> disabled_elsewhere(std::string_view source) const;
     // The users one source knows by an external id of `kind`: value → email.
     Expected<std::unordered_map<std::string, std::string>> external_ids(
         std::string_view source, std::string_view kind) const;
@@ -458,8 +460,8 @@ class Store {
     Expected<std::unordered_map<std::string, std::string>> external_ids(
         std::string_view source, std::string_view kind,
         const std::vector<std::string>& values) const;
-    Expected<std::unordered_set<std::string>> disabled_elsewhere(
-        std::string_view source, const std::vector<std::string>& emails) const;
+    Expected<DisabledBy> disabled_elsewhere(std::string_view source,
+                                            const std::vector<std::string>& emails) const;
 
     // The most recent runs of `source` (every source when empty), newest first.
     Expected<std::vector<SyncRun>> sync_runs(std::string_view source, int limit) const;

@@ -594,6 +594,16 @@ const OrgMapping* Mapping::find_org(std::string_view slug) const {
     return it == orgs.end() ? nullptr : &*it;
 }
 
+bool speaks_for_account(const SourceRef& source, const std::optional<DomainMatch>& home) {
+    return source.type != "scim" || source.org.empty() || (home && home->org->slug == source.org);
+}
+
+bool speaks_for_account(const Mapping& mapping, std::string_view source, std::string_view email) {
+    const auto ref = std::ranges::find(mapping.sources, source, &SourceRef::name);
+    return ref == mapping.sources.end() ||
+           speaks_for_account(*ref, resolve_domain(mapping, directory::email_domain(email)));
+}
+
 std::expected<Mapping, std::vector<ConfigError>> parse_mapping(
     std::string_view text, const fs::path& file, const std::vector<SourceRef>& sources) {
     Reader reader(file.string());
@@ -607,6 +617,7 @@ std::expected<Mapping, std::vector<ConfigError>> parse_mapping(
         return std::unexpected(reader.take_errors());
     }
     mapping.digest = fmt::format("{:016x}", config::fnv1a(text));
+    mapping.sources = sources;
     return mapping;
 }
 

@@ -96,18 +96,6 @@ struct OrgMapping {
     bool operator==(const OrgMapping&) const = default;
 };
 
-struct Mapping {
-    std::filesystem::path file;
-    std::vector<OrgMapping> orgs;  // in file order
-    // A fingerprint of the file's text: incremental source reads remember
-    // it, since a changed mapping needs every user derived again.
-    std::string digest;
-
-    const OrgMapping* find_org(std::string_view slug) const;
-
-    bool operator==(const Mapping&) const = default;
-};
-
 // A configured source, as far as the mapping needs to know it.
 struct SourceRef {
     std::string name;
@@ -116,6 +104,22 @@ struct SourceRef {
     // Its groups belong to that org, so rules of other orgs cannot name the
     // source, and the mapping must define the org.
     std::string org = {};
+
+    bool operator==(const SourceRef&) const = default;
+};
+
+struct Mapping {
+    std::filesystem::path file;
+    std::vector<OrgMapping> orgs;  // in file order
+    // A fingerprint of the file's text: incremental source reads remember
+    // it, since a changed mapping needs every user derived again.
+    std::string digest;
+    // The configured sources the file was checked against.
+    std::vector<SourceRef> sources;
+
+    const OrgMapping* find_org(std::string_view slug) const;
+
+    bool operator==(const Mapping&) const = default;
 };
 
 // The org and domain rule an address's domain belongs to: the exact domain,
@@ -138,6 +142,17 @@ bool is_public_mail_provider(std::string_view domain);
 // A public mail provider strictly under `domain` ("co.uk" → "yahoo.co.uk"),
 // or nullopt: a rule for `domain` with include_subdomains would take it in.
 std::optional<std::string_view> public_mail_provider_under(std::string_view domain);
+
+// Whether `source` has a say in whether the account with the canonical
+// address `email` is enabled. Accounts are one per person for the whole
+// platform, so a SCIM source bound to an org speaks only for addresses in
+// that org's domains: its `active: false` for anyone else keeps them out of
+// its own org and nothing more. Every other source (LDAP, configured by the
+// operator, or one no longer configured) speaks for each account it holds.
+bool speaks_for_account(const Mapping& mapping, std::string_view source, std::string_view email);
+// The same, for a source whose entry is at hand and an address whose domain
+// resolves to `home`.
+bool speaks_for_account(const SourceRef& source, const std::optional<DomainMatch>& home);
 
 // Parses and validates; `sources` are the daemon config's sources, which
 // rules may name. Every error found is returned, sorted by position (errors

@@ -22,7 +22,7 @@ struct StoreState {
     directory::SourceAssertions assertions;              // what the source asserts
     std::unordered_map<std::string, std::string> known;  // the source's user ids → address
     std::unordered_map<std::string, bool> active_now;    // address → active, of existing users
-    std::unordered_set<std::string> disabled;            // addresses another source disables
+    directory::Store::DisabledBy disabled;  // addresses other sources mirror disabled, by whom
     // Every membership the source asserts, by org (for the deletion guard,
     // whatever part of the mirror is diffed).
     std::map<std::string, std::size_t> members_by_org;

@@ -200,6 +200,14 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
                     .first;
         }
         const auto& home = found_domain->second;
+        // A tenant does not speak for another org's people: it can bring them
+        // in as guests, or keep them out by disabling them, but their
+        // account's state is not its to set (mapping::speaks_for_account).
+        const bool speaks = mapping::speaks_for_account(source, home);
+        if (!speaks && !user.active) {
+            ++summary.unmapped_users;
+            continue;
+        }
         auto type_in = [&](const mapping::OrgMapping* org) {
             return home && home->org == org ? home->rule->user_type : outside_type(home);
         };
@@ -230,7 +238,9 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
         }
         if (!joined.empty()) {
             ++summary.mapped_users;
-            desired.active.insert_or_assign(address, user.active);
+            if (speaks) {
+                desired.active.insert_or_assign(address, user.active);
+            }
         } else {
             ++summary.unmapped_users;
         }
@@ -620,10 +630,17 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
             active_now.emplace(now, found->second);
         }
     }
-    // An account is active only while no source that knows it says it is
-    // disabled: a source never re-enables what another disables, so two
+    // An account is active only while no source that knows it, and speaks
+    // for it, says it is disabled: a source never re-enables what another disables, so two
     // sources that disagree do not flip it back and forth.
-    const auto& disabled = state.disabled;
+    std::unordered_set<std::string> disabled;
+    for (const auto& [email, sources] : state.disabled) {
+        if (std::ranges::any_of(sources, [&](const std::string& other) {
+                return mapping::speaks_for_account(mapping, other, email);
+            })) {
+            disabled.insert(email);
+        }
+    }
     std::vector<std::pair<std::string, bool>> flips;  // email, stated active
     for (const auto& [email, stated] : desired.active) {
         bool active = stated && !disabled.contains(email);

@@ -20,11 +20,7 @@
 namespace orgsync::sync {
 
 // A configured source as the pipeline needs it.
-struct SourceSpec {
-    std::string name;
-    std::string type;  // "ldap" | "scim"
-    std::string org;   // scim: the org the source is bound to
-};
+using SourceSpec = mapping::SourceRef;
 
 // What a source states: its users and groups, as stored in its mirror.
 struct SourceData {

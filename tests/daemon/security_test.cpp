@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <regex>
+#include <set>
 
 #include "tests/daemon/service_fixture.hpp"
 
@@ -329,30 +330,72 @@ TEST_F(SecurityTest, TenantsCannotReadOrChangeEachOthersData) {
     std::printf("[ tenants  ] %d cross-tenant requests refused or confined\n", attempts);
 }
 
-// ---- the /v1 API token ------------------------------------------------------------
-
-// Known to fail, so disabled until it is fixed: an account is one record
-// for the whole platform, and an account is active only while no source
-// that knows it says it is disabled. A SCIM tenant that pushes another
-// org's address with `active: false` therefore disables that account in
-// every org. A tenant should only remove the account from its own org
-// unless the address is in its org's own domains.
-TEST_F(SecurityTest, DISABLED_ATenantCannotDisableAnotherTenantsAccount) {
+// Accounts are one record for the whole platform. A tenant may bring
+// another org's people into its own org as guests, and keep them out again
+// with `active: false`, but whether their account is enabled is for the
+// sources that speak for their domain: neither a push nor a later run of
+// the home tenant or of a full re-derive picks up the other tenant's say.
+TEST_F(SecurityTest, ATenantCannotDisableAnotherTenantsAccount) {
     write_config(scim_sources());
     write_mapping();
     start();
-    ASSERT_FALSE(create_user("one@beta.org", k_beta_token).empty());
+    const std::string one = create_user("one@beta.org", k_beta_token);
+    ASSERT_FALSE(one.empty());
     const json decided = decisions("beta");
     ASSERT_EQ(decided["one@beta.org"]["allow"], true) << decided.dump();
+    auto members_of = [&](const std::string& org) {
+        std::set<std::string> emails;
+        const Reply reply = api("GET", "/v1/orgs/" + org + "/members");
+        for (const auto& member : reply.body["members"]) {
+            emails.insert(member["email"].get<std::string>());
+        }
+        return emails;
+    };
+
     auto pushed = scim("POST", "/Users",
                        {{"schemas", {k_user_schema}},
                         {"userName", "one@beta.org"},
                         {"active", false},
                         {"displayName", "Taken over"}},
                        k_acme_token);
-    EXPECT_EQ(pushed.status, 201);
+    ASSERT_EQ(pushed.status, 201) << pushed.body.dump();
     EXPECT_EQ(decisions("beta"), decided);
+    EXPECT_FALSE(members_of("acme").contains("one@beta.org"));
+
+    // The home tenant writes the account again, and its source is derived
+    // again in full: the other tenant's disable still counts for nothing.
+    auto renamed = scim(
+        "PATCH", "/Users/" + one,
+        {{"schemas", {k_patch_schema}},
+         {"Operations", {{{"op", "replace"}, {"path", "displayName"}, {"value", "One Again"}}}}},
+        k_beta_token);
+    ASSERT_EQ(renamed.status, 200) << renamed.body.dump();
+    EXPECT_EQ(decisions("beta"), decided);
+    ASSERT_EQ(api("POST", "/v1/sync/idp-beta?wait=true&force=true").status, 200);
+    EXPECT_EQ(decisions("beta"), decided);
+
+    // Enabled by the other tenant, the person is a guest there, and nothing
+    // more.
+    auto enabled =
+        scim("PATCH", "/Users/" + pushed.body.value("id", ""),
+             {{"schemas", {k_patch_schema}},
+              {"Operations", {{{"op", "replace"}, {"path", "active"}, {"value", true}}}}},
+             k_acme_token);
+    ASSERT_EQ(enabled.status, 200) << enabled.body.dump();
+    EXPECT_TRUE(members_of("acme").contains("one@beta.org"));
+    EXPECT_EQ(decisions("beta"), decided);
+
+    // The home tenant does speak for the account.
+    auto disabled =
+        scim("PATCH", "/Users/" + one,
+             {{"schemas", {k_patch_schema}},
+              {"Operations", {{{"op", "replace"}, {"path", "active"}, {"value", false}}}}},
+             k_beta_token);
+    ASSERT_EQ(disabled.status, 200) << disabled.body.dump();
+    EXPECT_EQ(decisions("beta")["one@beta.org"]["allow"], false) << decisions("beta").dump();
 }
+
+// ---- the /v1 API token ------------------------------------------------------------
 
 TEST_F(SecurityTest, EveryV1RouteWantsTheApiToken) {
     // The routes as api.cpp registers them, each with a request for it.

@@ -215,6 +215,36 @@ name = "labs.acme.com"
     EXPECT_EQ(resolve_domain(*mapping, "eu.acme.com")->org->slug, "acme");
 }
 
+// A SCIM source bound to acme speaks for the accounts of acme's domains
+// (subdomains included where the rule says so) and no others; an LDAP source,
+// or a source the configuration no longer has, for every account it holds.
+TEST(MappingTest, ABoundScimSourceSpeaksOnlyForItsOrgsAccounts) {
+    const auto mapping = parse_mapping(std::string(k_acme) + R"toml(
+[[org.domain]]
+name = "acme.com"
+include_subdomains = true
+
+[[org]]
+slug = "beta"
+name = "Beta"
+owner = "ceo@beta.org"
+[[org.domain]]
+name = "beta.org"
+)toml",
+                                       k_file, k_sources);
+    ASSERT_TRUE(mapping.has_value()) << mapping.error().front().to_string();
+    EXPECT_EQ(mapping->sources, k_sources);
+    EXPECT_TRUE(speaks_for_account(*mapping, "okta", "ann@acme.com"));
+    EXPECT_TRUE(speaks_for_account(*mapping, "okta", "ann@eu.acme.com"));
+    EXPECT_FALSE(speaks_for_account(*mapping, "okta", "bob@beta.org"));
+    EXPECT_FALSE(speaks_for_account(*mapping, "okta", "carol@gmail.com"));
+    EXPECT_FALSE(speaks_for_account(*mapping, "okta", "dan@evilacme.com"));
+    for (const char* email : {"ann@acme.com", "bob@beta.org", "carol@gmail.com"}) {
+        EXPECT_TRUE(speaks_for_account(*mapping, "corp", email)) << email;
+        EXPECT_TRUE(speaks_for_account(*mapping, "retired", email)) << email;
+    }
+}
+
 TEST(MappingTest, ExampleFileIsValid) {
     const fs::path example = fs::path(ORGSYNC_SOURCE_DIR) / "etc/mapping.toml";
     const auto mapping = load_mapping(example, k_sources);
