@@ -101,9 +101,9 @@ json run_json(const RunRecord& record) {
         json held = json::array();
         for (const auto& change : plan.held) {
             held.push_back({{"kind", sync::to_string(change.change.kind)},
-                            {"org", change.change.org},
-                            {"subject", change.change.email.empty() ? change.change.group
-                                                                    : change.change.email},
+                            {"org", change.change.org()},
+                            {"subject", change.change.email().empty() ? change.change.group()
+                                                                      : change.change.email()},
                             {"reason", change.reason}});
         }
         out["held"] = std::move(held);

@@ -192,8 +192,9 @@ int run_sync(const fs::path& file, const SyncOptions& options, std::ostream& out
         out << '\n';
         for (const auto& held : result->plan.held) {
             out << fmt::format(
-                "  held: {} {} {}: {}\n", sync::to_string(held.change.kind), held.change.org,
-                held.change.email.empty() ? held.change.group : held.change.email, held.reason);
+                "  held: {} {} {}: {}\n", sync::to_string(held.change.kind), held.change.org(),
+                held.change.email().empty() ? held.change.group() : held.change.email(),
+                held.reason);
         }
         if (result->result != "applied") {
             status = k_exit_negative;

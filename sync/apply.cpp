@@ -29,31 +29,33 @@ class Applier {
     Expected<void> apply(const Change& change) {
         switch (change.kind) {
             case ChangeKind::create_org: {
-                const auto* org = m_mapping.find_org(change.org);
-                auto created = m_tx.create_org(change.org, change.display_name,
-                                               org != nullptr && org->workforce, change.email);
+                const auto* org = m_mapping.find_org(change.org());
+                auto created = m_tx.create_org(change.org(), change.display_name(),
+                                               org != nullptr && org->workforce, change.email());
                 return created ? Expected<void>{} : std::unexpected(created.error());
             }
             case ChangeKind::create_project:
             case ChangeKind::update_project:
                 return apply_project(change);
             case ChangeKind::create_dataset: {
-                auto org = org_id(change.org);
+                auto org = org_id(change.org());
                 if (!org) {
                     return std::unexpected(org.error());
                 }
-                auto created = m_tx.create_dataset(*org, change.dataset);
+                auto created = m_tx.create_dataset(*org, change.dataset());
                 return created ? Expected<void>{} : std::unexpected(created.error());
             }
             case ChangeKind::attach_dataset: {
-                auto org = org_id(change.org);
+                auto org = org_id(change.org());
                 if (!org) {
                     return std::unexpected(org.error());
                 }
-                auto dataset = required(m_tx.find_dataset_id(*org, change.dataset),
-                                        fmt::format("dataset {}/{}", change.org, change.dataset));
-                auto project = required(m_tx.find_project_id(*org, change.project),
-                                        fmt::format("project {}/{}", change.org, change.project));
+                auto dataset =
+                    required(m_tx.find_dataset_id(*org, change.dataset()),
+                             fmt::format("dataset {}/{}", change.org(), change.dataset()));
+                auto project =
+                    required(m_tx.find_project_id(*org, change.project()),
+                             fmt::format("project {}/{}", change.org(), change.project()));
                 if (!dataset || !project) {
                     return std::unexpected(!dataset ? dataset.error() : project.error());
                 }
@@ -61,20 +63,21 @@ class Applier {
             }
             case ChangeKind::add_member:
             case ChangeKind::change_member: {
-                auto org = org_id(change.org);
+                auto org = org_id(change.org());
                 if (!org) {
                     return std::unexpected(org.error());
                 }
-                auto user = m_tx.upsert_user(change.email, change.display_name);
+                auto user = m_tx.upsert_user(change.email(), change.display_name());
                 if (!user) {
                     return std::unexpected(user.error());
                 }
-                if (!change.external_id.empty()) {
+                if (!change.external_id().empty()) {
                     // An id still held by another user record (the new
                     // address was already someone's) stays there; the
                     // membership goes to the address the source states.
                     auto set = m_tx.set_external_id(
-                        *user, ExternalId{std::string(m_source), "id", change.external_id});
+                        *user,
+                        ExternalId{std::string(m_source), "id", std::string(change.external_id())});
                     if (!set && set.error().code != ErrorCode::already_exists) {
                         return set;
                     }
@@ -84,25 +87,25 @@ class Applier {
                     MembershipAssertion{std::string(m_source), change.user_type, change.role});
             }
             case ChangeKind::remove_member: {
-                auto org = org_id(change.org);
-                auto user = user_id(change.email);
+                auto org = org_id(change.org());
+                auto user = user_id(change.email());
                 if (!org || !user) {
                     return std::unexpected(!org ? org.error() : user.error());
                 }
                 return m_tx.retract_membership(*org, *user, m_source);
             }
             case ChangeKind::create_group: {
-                auto org = org_id(change.org);
+                auto org = org_id(change.org());
                 if (!org) {
                     return std::unexpected(org.error());
                 }
-                auto created = m_tx.create_group(*org, change.group);
+                auto created = m_tx.create_group(*org, change.group());
                 return created ? Expected<void>{} : std::unexpected(created.error());
             }
             case ChangeKind::add_group_member:
             case ChangeKind::remove_group_member: {
-                auto group = group_id(change.org, change.group);
-                auto user = user_id(change.email);
+                auto group = group_id(change.org(), change.group());
+                auto user = user_id(change.email());
                 if (!group || !user) {
                     return std::unexpected(!group ? group.error() : user.error());
                 }
@@ -115,13 +118,14 @@ class Applier {
             case ChangeKind::remove_grant:
                 return apply_grant(change);
             case ChangeKind::add_fallback_admin: {
-                auto org = org_id(change.org);
-                auto user = user_id(change.email);
+                auto org = org_id(change.org());
+                auto user = user_id(change.email());
                 if (!org || !user) {
                     return std::unexpected(!org ? org.error() : user.error());
                 }
-                auto project = required(m_tx.find_project_id(*org, change.project),
-                                        fmt::format("project {}/{}", change.org, change.project));
+                auto project =
+                    required(m_tx.find_project_id(*org, change.project()),
+                             fmt::format("project {}/{}", change.org(), change.project()));
                 if (!project) {
                     return std::unexpected(project.error());
                 }
@@ -131,15 +135,15 @@ class Applier {
                                           Level::admin, k_manual_source, std::nullopt);
             }
             case ChangeKind::change_email: {
-                auto user = user_id(change.previous_email);
+                auto user = user_id(change.previous_email());
                 if (!user) {
                     return std::unexpected(user.error());
                 }
-                return m_tx.change_user_email(*user, change.email);
+                return m_tx.change_user_email(*user, change.email());
             }
             case ChangeKind::deactivate_user:
             case ChangeKind::reactivate_user: {
-                auto user = user_id(change.email);
+                auto user = user_id(change.email());
                 if (!user) {
                     return std::unexpected(user.error());
                 }
@@ -150,7 +154,7 @@ class Applier {
     }
 
     // A run of add_member changes of one org: one bulk call.
-    Expected<void> add_members(const std::string& org_slug, std::vector<NewMember> members) {
+    Expected<void> add_members(std::string_view org_slug, std::vector<NewMember> members) {
         auto org = org_id(org_slug);
         if (!org) {
             return std::unexpected(org.error());
@@ -159,7 +163,7 @@ class Applier {
     }
 
     // A run of add_group_member changes of one group: one bulk call.
-    Expected<void> add_group_members(const std::string& org, const std::string& group,
+    Expected<void> add_group_members(std::string_view org, std::string_view group,
                                      const std::vector<std::string>& emails) {
         auto id = group_id(org, group);
         if (!id) {
@@ -171,25 +175,25 @@ class Applier {
   private:
     // Ids found once stay valid for the transaction: sync never deletes an
     // org or a group.
-    Expected<OrgId> org_id(const std::string& slug) {
+    Expected<OrgId> org_id(std::string_view slug) {
         if (auto cached = m_orgs.find(slug); cached != m_orgs.end()) {
             return cached->second;
         }
         auto found = required(m_tx.find_org_id(slug), fmt::format("org {}", slug));
         if (found) {
-            m_orgs.emplace(slug, *found);
+            m_orgs.emplace(std::string(slug), *found);
         }
         return found;
     }
-    Expected<UserId> user_id(const std::string& email) {
+    Expected<UserId> user_id(std::string_view email) {
         return required(m_tx.find_user_id(email), fmt::format("user {}", email));
     }
-    Expected<GroupId> group_id(const std::string& org, const std::string& name) {
+    Expected<GroupId> group_id(std::string_view org, std::string_view name) {
         auto id = org_id(org);
         if (!id) {
             return std::unexpected(id.error());
         }
-        auto key = std::pair{*id, name};
+        auto key = std::pair{*id, std::string(name)};
         if (auto cached = m_groups.find(key); cached != m_groups.end()) {
             return cached->second;
         }
@@ -202,34 +206,34 @@ class Applier {
     }
 
     Expected<void> apply_project(const Change& change) {
-        const auto* org = m_mapping.find_org(change.org);
+        const auto* org = m_mapping.find_org(change.org());
         const mapping::ProjectDecl* declared = nullptr;
         if (org != nullptr) {
             for (const auto& project : org->projects) {
-                if (project.slug == change.project) {
+                if (project.slug == change.project()) {
                     declared = &project;
                 }
             }
         }
         if (declared == nullptr) {
             return fail(ErrorCode::not_found, fmt::format("project {}/{} is not in the mapping",
-                                                          change.org, change.project));
+                                                          change.org(), change.project()));
         }
-        auto id = org_id(change.org);
+        auto id = org_id(change.org());
         if (!id) {
             return std::unexpected(id.error());
         }
         if (change.kind == ChangeKind::create_project) {
-            auto admin = user_id(change.email);
+            auto admin = user_id(change.email());
             if (!admin) {
                 return std::unexpected(admin.error());
             }
-            auto created = m_tx.create_project(*id, change.project, declared->visibility,
+            auto created = m_tx.create_project(*id, change.project(), declared->visibility,
                                                declared->tags, *admin);
             return created ? Expected<void>{} : std::unexpected(created.error());
         }
-        auto project = required(m_tx.find_project_id(*id, change.project),
-                                fmt::format("project {}/{}", change.org, change.project));
+        auto project = required(m_tx.find_project_id(*id, change.project()),
+                                fmt::format("project {}/{}", change.org(), change.project()));
         if (!project) {
             return std::unexpected(project.error());
         }
@@ -240,16 +244,16 @@ class Applier {
     }
 
     Expected<void> apply_grant(const Change& change) {
-        auto group = group_id(change.org, change.group);
-        auto org = org_id(change.org);
+        auto group = group_id(change.org(), change.group());
+        auto org = org_id(change.org());
         if (!group || !org) {
             return std::unexpected(!group ? group.error() : org.error());
         }
         Principal principal{PrincipalKind::group, *group};
         bool remove = change.kind == ChangeKind::remove_grant;
-        if (!change.project.empty()) {
-            auto project = required(m_tx.find_project_id(*org, change.project),
-                                    fmt::format("project {}/{}", change.org, change.project));
+        if (!change.project().empty()) {
+            auto project = required(m_tx.find_project_id(*org, change.project()),
+                                    fmt::format("project {}/{}", change.org(), change.project()));
             if (!project) {
                 return std::unexpected(project.error());
             }
@@ -257,8 +261,8 @@ class Applier {
                           : m_tx.grant_project(*project, principal, change.level, m_source,
                                                std::nullopt);
         }
-        auto dataset = required(m_tx.find_dataset_id(*org, change.dataset),
-                                fmt::format("dataset {}/{}", change.org, change.dataset));
+        auto dataset = required(m_tx.find_dataset_id(*org, change.dataset()),
+                                fmt::format("dataset {}/{}", change.org(), change.dataset()));
         if (!dataset) {
             return std::unexpected(dataset.error());
         }
@@ -282,7 +286,7 @@ Expected<void> apply_changes(Transaction& tx, const mapping::Mapping& mapping,
     Applier applier(tx, mapping, source);
     auto failed = [](Error error, const Change& change) {
         error.message = fmt::format("{} ({} {})", error.message, to_string(change.kind),
-                                    change.email.empty() ? change.group : change.email);
+                                    change.email().empty() ? change.group() : change.email());
         return std::unexpected(std::move(error));
     };
     // Runs of new members of one org and of new members of one group (the
@@ -293,24 +297,25 @@ Expected<void> apply_changes(Transaction& tx, const mapping::Mapping& mapping,
         if (change.kind == ChangeKind::add_member) {
             std::vector<NewMember> members;
             for (end = i; end < changes.size() && changes[end].kind == ChangeKind::add_member &&
-                          changes[end].org == change.org;
+                          changes[end].org() == change.org();
                  ++end) {
                 const Change& add = changes[end];
-                members.push_back(NewMember{add.email, add.display_name, add.external_id,
+                members.push_back(NewMember{add.email(), add.display_name(), add.external_id(),
                                             add.user_type, add.role});
             }
-            if (auto done = applier.add_members(change.org, std::move(members)); !done) {
+            if (auto done = applier.add_members(change.org(), std::move(members)); !done) {
                 return failed(done.error(), change);
             }
         } else if (change.kind == ChangeKind::add_group_member) {
             std::vector<std::string> emails;
             for (end = i;
                  end < changes.size() && changes[end].kind == ChangeKind::add_group_member &&
-                 changes[end].org == change.org && changes[end].group == change.group;
+                 changes[end].org() == change.org() && changes[end].group() == change.group();
                  ++end) {
-                emails.push_back(changes[end].email);
+                emails.emplace_back(changes[end].email());
             }
-            if (auto done = applier.add_group_members(change.org, change.group, emails); !done) {
+            if (auto done = applier.add_group_members(change.org(), change.group(), emails);
+                !done) {
                 return failed(done.error(), change);
             }
         } else if (auto done = applier.apply(change); !done) {

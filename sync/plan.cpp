@@ -298,11 +298,11 @@ directory::Expected<void> plan_structure(const directory::Store& store,
             return std::unexpected(found.error());
         }
         if (!*found) {
-            plan.changes.push_back(Change{.kind = ChangeKind::create_org,
-                                          .org = org.slug,
-                                          .email = org.owner,
-                                          .display_name = org.name,
-                                          .why = "declared in the mapping"});
+            plan.changes.push_back(Change({.kind = ChangeKind::create_org,
+                                           .org = org.slug,
+                                           .email = org.owner,
+                                           .display_name = org.name,
+                                           .why = "declared in the mapping"}));
         }
         std::map<std::string, directory::Project> projects;
         if (*found) {
@@ -319,22 +319,22 @@ directory::Expected<void> plan_structure(const directory::Store& store,
             if (current == projects.end()) {
                 // The first admin is the org's owner now (the mapping's owner
                 // is only the initial one).
-                plan.changes.push_back(Change{.kind = ChangeKind::create_project,
-                                              .org = org.slug,
-                                              .email = *found ? (*found)->owner_email : org.owner,
-                                              .project = project.slug,
-                                              .why = "declared in the mapping"});
+                plan.changes.push_back(Change({.kind = ChangeKind::create_project,
+                                               .org = org.slug,
+                                               .email = *found ? (*found)->owner_email : org.owner,
+                                               .project = project.slug,
+                                               .why = "declared in the mapping"}));
             } else {
                 auto tags = project.tags;
                 std::sort(tags.begin(), tags.end());
                 tags.erase(std::unique(tags.begin(), tags.end()), tags.end());
                 if (current->second.visibility != project.visibility ||
                     current->second.tags != tags) {
-                    plan.changes.push_back(Change{.kind = ChangeKind::update_project,
-                                                  .org = org.slug,
-                                                  .project = project.slug,
-                                                  .why = "visibility or tags changed in the "
-                                                         "mapping"});
+                    plan.changes.push_back(Change({.kind = ChangeKind::update_project,
+                                                   .org = org.slug,
+                                                   .project = project.slug,
+                                                   .why = "visibility or tags changed in the "
+                                                          "mapping"}));
                 }
             }
         }
@@ -348,19 +348,19 @@ directory::Expected<void> plan_structure(const directory::Store& store,
                 current = *looked;
             }
             if (!current) {
-                plan.changes.push_back(Change{.kind = ChangeKind::create_dataset,
-                                              .org = org.slug,
-                                              .dataset = dataset.slug,
-                                              .why = "declared in the mapping"});
+                plan.changes.push_back(Change({.kind = ChangeKind::create_dataset,
+                                               .org = org.slug,
+                                               .dataset = dataset.slug,
+                                               .why = "declared in the mapping"}));
             }
             for (const auto& project : dataset.projects) {
                 if (!current || std::find(current->projects.begin(), current->projects.end(),
                                           project) == current->projects.end()) {
-                    plan.changes.push_back(Change{.kind = ChangeKind::attach_dataset,
-                                                  .org = org.slug,
-                                                  .project = project,
-                                                  .dataset = dataset.slug,
-                                                  .why = "declared in the mapping"});
+                    plan.changes.push_back(Change({.kind = ChangeKind::attach_dataset,
+                                                   .org = org.slug,
+                                                   .project = project,
+                                                   .dataset = dataset.slug,
+                                                   .why = "declared in the mapping"}));
                 }
             }
         }
@@ -369,6 +369,30 @@ directory::Expected<void> plan_structure(const directory::Store& store,
 }
 
 }  // namespace
+
+Change::Change(const Fields& fields)
+    : kind(fields.kind),
+      user_type(fields.user_type),
+      role(fields.role),
+      from_type(fields.from_type),
+      from_role(fields.from_role),
+      level(fields.level),
+      from_level(fields.from_level),
+      before_removal(fields.before_removal) {
+    const std::array<std::string_view, static_cast<std::size_t>(Text::count)> texts{
+        fields.org,     fields.email,       fields.group,          fields.project,
+        fields.dataset, fields.external_id, fields.previous_email, fields.display_name,
+        fields.why};
+    std::size_t size = 0;
+    for (auto text : texts) {
+        size += text.size();
+    }
+    m_text.reserve(size);
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+        m_text.append(texts[i]);
+        m_end[i] = static_cast<std::uint32_t>(m_text.size());
+    }
+}
 
 std::string_view to_string(ChangeKind kind) {
     auto index = static_cast<std::size_t>(kind);
@@ -433,10 +457,10 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
             continue;  // unchanged, or the new address is someone else's
         }
         renamed.emplace(was->second, *email);
-        plan.changes.push_back(Change{.kind = ChangeKind::change_email,
-                                      .email = *email,
-                                      .previous_email = was->second,
-                                      .why = fmt::format("new address in {}", source.name)});
+        plan.changes.push_back(Change({.kind = ChangeKind::change_email,
+                                       .email = *email,
+                                       .previous_email = was->second,
+                                       .why = fmt::format("new address in {}", source.name)}));
     }
     auto now_known_as = [&renamed](const std::string& email) -> const std::string& {
         auto found = renamed.find(email);
@@ -486,23 +510,23 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
         auto have = asserted.find(*key);
         auto [org, email, unused] = fields_of(*key);
         if (have == asserted.end()) {
-            plan.changes.push_back(Change{.kind = ChangeKind::add_member,
-                                          .org = std::move(org),
-                                          .email = std::move(email),
-                                          .user_type = want.user_type,
-                                          .role = want.role,
-                                          .external_id = want.user->external_id,
-                                          .display_name = want.user->display_name,
-                                          .why = want.why.text(source.name)});
+            plan.changes.push_back(Change({.kind = ChangeKind::add_member,
+                                           .org = std::move(org),
+                                           .email = std::move(email),
+                                           .user_type = want.user_type,
+                                           .role = want.role,
+                                           .external_id = want.user->external_id,
+                                           .display_name = want.user->display_name,
+                                           .why = want.why.text(source.name)}));
         } else {
-            plan.changes.push_back(Change{.kind = ChangeKind::change_member,
-                                          .org = std::move(org),
-                                          .email = std::move(email),
-                                          .user_type = want.user_type,
-                                          .role = want.role,
-                                          .from_type = have->second->user_type,
-                                          .from_role = have->second->role,
-                                          .why = want.why.text(source.name)});
+            plan.changes.push_back(Change({.kind = ChangeKind::change_member,
+                                           .org = std::move(org),
+                                           .email = std::move(email),
+                                           .user_type = want.user_type,
+                                           .role = want.role,
+                                           .from_type = have->second->user_type,
+                                           .from_role = have->second->role,
+                                           .why = want.why.text(source.name)}));
         }
     }
     keys.clear();
@@ -518,22 +542,22 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
     for (const auto& [key, have] : gone) {
         auto [org, email, unused] = fields_of(key);
         if (have->role == OrgRole::admin) {
-            removals.push_back(Change{.kind = ChangeKind::change_member,
-                                      .org = org,
-                                      .email = email,
-                                      .user_type = have->user_type,
-                                      .role = OrgRole::member,
-                                      .from_type = have->user_type,
-                                      .from_role = have->role,
-                                      .why = "demoted before removal",
-                                      .before_removal = true});
+            removals.push_back(Change({.kind = ChangeKind::change_member,
+                                       .org = org,
+                                       .email = email,
+                                       .user_type = have->user_type,
+                                       .role = OrgRole::member,
+                                       .from_type = have->user_type,
+                                       .from_role = have->role,
+                                       .why = "demoted before removal",
+                                       .before_removal = true}));
         }
-        removals.push_back(Change{.kind = ChangeKind::remove_member,
-                                  .org = std::move(org),
-                                  .email = std::move(email),
-                                  .user_type = have->user_type,
-                                  .role = have->role,
-                                  .why = fmt::format("no longer stated by {}", source.name)});
+        removals.push_back(Change({.kind = ChangeKind::remove_member,
+                                   .org = std::move(org),
+                                   .email = std::move(email),
+                                   .user_type = have->user_type,
+                                   .role = have->role,
+                                   .why = fmt::format("no longer stated by {}", source.name)}));
     }
 
     // Groups and their members.
@@ -557,20 +581,20 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
     for (const auto& key : desired.groups) {
         if (!existing_groups.contains(key)) {
             plan.changes.push_back(
-                Change{.kind = ChangeKind::create_group,
-                       .org = key.first,
-                       .group = key.second,
-                       .why = fmt::format("named by the mapping for {}", source.name)});
+                Change({.kind = ChangeKind::create_group,
+                        .org = key.first,
+                        .group = key.second,
+                        .why = fmt::format("named by the mapping for {}", source.name)}));
         }
     }
     const std::string member_why = fmt::format("member in {}", source.name);
     for (const std::string* key : group_keys) {
         auto [org, group, email] = fields_of(*key);
-        plan.changes.push_back(Change{.kind = ChangeKind::add_group_member,
-                                      .org = std::move(org),
-                                      .email = std::move(email),
-                                      .group = std::move(group),
-                                      .why = member_why});
+        plan.changes.push_back(Change({.kind = ChangeKind::add_group_member,
+                                       .org = std::move(org),
+                                       .email = std::move(email),
+                                       .group = std::move(group),
+                                       .why = member_why}));
     }
 
     // Grants.
@@ -580,13 +604,13 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
     }
     for (const auto& [key, level] : desired.grants) {
         auto have = have_grants.find(key);
-        Change change{.kind = ChangeKind::add_grant,
-                      .org = std::get<0>(key),
-                      .group = std::get<1>(key),
-                      .project = std::get<2>(key),
-                      .dataset = std::get<3>(key),
-                      .level = level,
-                      .why = "grant rule in the mapping"};
+        Change change({.kind = ChangeKind::add_grant,
+                       .org = std::get<0>(key),
+                       .group = std::get<1>(key),
+                       .project = std::get<2>(key),
+                       .dataset = std::get<3>(key),
+                       .level = level,
+                       .why = "grant rule in the mapping"});
         if (have == have_grants.end()) {
             plan.changes.push_back(std::move(change));
         } else if (have->second != level) {
@@ -597,13 +621,13 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
     }
     for (const auto& [key, level] : have_grants) {
         if (!desired.grants.contains(key)) {
-            plan.changes.push_back(Change{.kind = ChangeKind::remove_grant,
-                                          .org = std::get<0>(key),
-                                          .group = std::get<1>(key),
-                                          .project = std::get<2>(key),
-                                          .dataset = std::get<3>(key),
-                                          .from_level = level,
-                                          .why = "no grant rule in the mapping"});
+            plan.changes.push_back(Change({.kind = ChangeKind::remove_grant,
+                                           .org = std::get<0>(key),
+                                           .group = std::get<1>(key),
+                                           .project = std::get<2>(key),
+                                           .dataset = std::get<3>(key),
+                                           .from_level = level,
+                                           .why = "no grant rule in the mapping"}));
         }
     }
     const std::string not_member_why = fmt::format("not a member in {}", source.name);
@@ -615,11 +639,11 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
     std::sort(keys.begin(), keys.end(), by_key);
     for (const std::string* key : keys) {
         auto [org, group, email] = fields_of(*key);
-        plan.changes.push_back(Change{.kind = ChangeKind::remove_group_member,
-                                      .org = std::move(org),
-                                      .email = std::move(email),
-                                      .group = std::move(group),
-                                      .why = not_member_why});
+        plan.changes.push_back(Change({.kind = ChangeKind::remove_group_member,
+                                       .org = std::move(org),
+                                       .email = std::move(email),
+                                       .group = std::move(group),
+                                       .why = not_member_why}));
     }
     plan.changes.insert(plan.changes.end(), std::make_move_iterator(removals.begin()),
                         std::make_move_iterator(removals.end()));
@@ -665,11 +689,11 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
             }
         }
         plan.changes.push_back(
-            Change{.kind = active ? ChangeKind::reactivate_user : ChangeKind::deactivate_user,
-                   .email = email,
-                   .why = active   ? fmt::format("enabled in {}", source.name)
-                          : stated ? "disabled in another source"
-                                   : fmt::format("disabled in {}", source.name)});
+            Change({.kind = active ? ChangeKind::reactivate_user : ChangeKind::deactivate_user,
+                    .email = email,
+                    .why = active   ? fmt::format("enabled in {}", source.name)
+                           : stated ? "disabled in another source"
+                                    : fmt::format("disabled in {}", source.name)}));
     }
     return plan;
 }
@@ -678,16 +702,16 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
 
 json to_json(const Change& change) {
     json out{{"kind", to_string(change.kind)}};
-    auto put = [&out](const char* key, const std::string& value) {
+    auto put = [&out](const char* key, std::string_view value) {
         if (!value.empty()) {
             out[key] = value;
         }
     };
-    put("org", change.org);
-    put("user", change.email);
-    put("group", change.group);
-    put("project", change.project);
-    put("dataset", change.dataset);
+    put("org", change.org());
+    put("user", change.email());
+    put("group", change.group());
+    put("project", change.project());
+    put("dataset", change.dataset());
     switch (change.kind) {
         case ChangeKind::add_member:
         case ChangeKind::remove_member:
@@ -713,7 +737,7 @@ json to_json(const Change& change) {
         default:
             break;
     }
-    put("why", change.why);
+    put("why", change.why());
     return out;
 }
 
@@ -749,60 +773,64 @@ std::string describe(const Change& change) {
     using directory::to_string;
     switch (change.kind) {
         case ChangeKind::create_org:
-            return fmt::format("+ org {} ({}), owner {}", change.org, change.display_name,
-                               change.email);
+            return fmt::format("+ org {} ({}), owner {}", change.org(), change.display_name(),
+                               change.email());
         case ChangeKind::create_project:
-            return fmt::format("+ project {}/{}, first admin {}", change.org, change.project,
-                               change.email);
+            return fmt::format("+ project {}/{}, first admin {}", change.org(), change.project(),
+                               change.email());
         case ChangeKind::update_project:
-            return fmt::format("~ project {}/{}: visibility or tags", change.org, change.project);
+            return fmt::format("~ project {}/{}: visibility or tags", change.org(),
+                               change.project());
         case ChangeKind::create_dataset:
-            return fmt::format("+ dataset {}/{}", change.org, change.dataset);
+            return fmt::format("+ dataset {}/{}", change.org(), change.dataset());
         case ChangeKind::attach_dataset:
-            return fmt::format("+ dataset {}/{} attached to project {}", change.org, change.dataset,
-                               change.project);
+            return fmt::format("+ dataset {}/{} attached to project {}", change.org(),
+                               change.dataset(), change.project());
         case ChangeKind::add_member:
-            return fmt::format("+ member {} in {} as {} {}", change.email, change.org,
+            return fmt::format("+ member {} in {} as {} {}", change.email(), change.org(),
                                to_string(change.user_type), to_string(change.role));
         case ChangeKind::change_member:
-            return fmt::format("~ member {} in {}: {} {} -> {} {}", change.email, change.org,
+            return fmt::format("~ member {} in {}: {} {} -> {} {}", change.email(), change.org(),
                                to_string(change.from_type), to_string(change.from_role),
                                to_string(change.user_type), to_string(change.role));
         case ChangeKind::remove_member:
-            return fmt::format("- member {} from {} (was {} {})", change.email, change.org,
+            return fmt::format("- member {} from {} (was {} {})", change.email(), change.org(),
                                to_string(change.user_type), to_string(change.role));
         case ChangeKind::create_group:
-            return fmt::format("+ group {} in {}", change.group, change.org);
+            return fmt::format("+ group {} in {}", change.group(), change.org());
         case ChangeKind::add_group_member:
-            return fmt::format("+ {} to group {} in {}", change.email, change.group, change.org);
+            return fmt::format("+ {} to group {} in {}", change.email(), change.group(),
+                               change.org());
         case ChangeKind::remove_group_member:
-            return fmt::format("- {} from group {} in {}", change.email, change.group, change.org);
+            return fmt::format("- {} from group {} in {}", change.email(), change.group(),
+                               change.org());
         case ChangeKind::add_grant:
         case ChangeKind::change_grant:
         case ChangeKind::remove_grant: {
-            std::string target =
-                change.project.empty() ? "dataset " + change.dataset : "project " + change.project;
+            std::string target = change.project().empty()
+                                     ? fmt::format("dataset {}", change.dataset())
+                                     : fmt::format("project {}", change.project());
             if (change.kind == ChangeKind::add_grant) {
                 return fmt::format("+ grant {} on {}/{} to group {}", to_string(change.level),
-                                   change.org, target, change.group);
+                                   change.org(), target, change.group());
             }
             if (change.kind == ChangeKind::change_grant) {
-                return fmt::format("~ grant on {}/{} to group {}: {} -> {}", change.org, target,
-                                   change.group, to_string(change.from_level),
+                return fmt::format("~ grant on {}/{} to group {}: {} -> {}", change.org(), target,
+                                   change.group(), to_string(change.from_level),
                                    to_string(change.level));
             }
             return fmt::format("- grant {} on {}/{} from group {}", to_string(change.from_level),
-                               change.org, target, change.group);
+                               change.org(), target, change.group());
         }
         case ChangeKind::deactivate_user:
-            return fmt::format("- deactivate {}", change.email);
+            return fmt::format("- deactivate {}", change.email());
         case ChangeKind::reactivate_user:
-            return fmt::format("+ reactivate {}", change.email);
+            return fmt::format("+ reactivate {}", change.email());
         case ChangeKind::change_email:
-            return fmt::format("~ address {} -> {}", change.previous_email, change.email);
+            return fmt::format("~ address {} -> {}", change.previous_email(), change.email());
         case ChangeKind::add_fallback_admin:
-            return fmt::format("+ grant admin on {}/project {} to {}", change.org, change.project,
-                               change.email);
+            return fmt::format("+ grant admin on {}/project {} to {}", change.org(),
+                               change.project(), change.email());
     }
     return std::string(to_string(change.kind));
 }
@@ -814,7 +842,7 @@ std::string to_text(const Plan& plan) {
         fmt::format("plan for source {}: {} change{}, {} held\n", plan.source, plan.changes.size(),
                     plan.changes.size() == 1 ? "" : "s", plan.held.size());
     for (const auto& change : plan.changes) {
-        out += fmt::format("  {}  [{}]\n", describe(change), change.why);
+        out += fmt::format("  {}  [{}]\n", describe(change), change.why());
     }
     for (const auto& item : plan.held) {
         out += fmt::format("  held: {}  [{}]\n", describe(item.change), item.reason);

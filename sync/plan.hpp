@@ -5,6 +5,8 @@
 // what the source asserts in the store now, and list the typed changes that
 // would close the gap. Making a plan changes nothing.
 
+#include <array>
+#include <cstdint>
 #include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
@@ -84,24 +86,74 @@ enum class ChangeKind : std::uint8_t {
 
 std::string_view to_string(ChangeKind kind);
 
-struct Change {
+// One typed change. A first sync plans hundreds of thousands, so the text
+// fields share one buffer and are read through accessors; made from
+// `Change::Fields` (designated initializers, the fields a kind uses).
+class Change {
+  public:
+    struct Fields {
+        ChangeKind kind = ChangeKind::add_member;
+        std::string_view org;
+        std::string_view email;    // member changes, group members, user (de)activation
+        std::string_view group;    // group changes and grants
+        std::string_view project;  // project changes and project grants
+        std::string_view dataset;  // dataset changes and dataset grants
+        directory::UserType user_type = directory::UserType::external;  // target
+        directory::OrgRole role = directory::OrgRole::guest;            // target
+        directory::UserType from_type = directory::UserType::external;  // change_member
+        directory::OrgRole from_role = directory::OrgRole::guest;       // change_member
+        directory::Level level = directory::Level::none;       // grant target (dataset: read/write)
+        directory::Level from_level = directory::Level::none;  // change/remove grant
+        std::string_view external_id;     // add_member: the source's id for the user
+        std::string_view previous_email;  // change_email
+        std::string_view display_name;
+        std::string_view why;         // what in the mapping or the source causes it
+        bool before_removal = false;  // change_member: the demotion that precedes removing an admin
+    };
+
+    Change() = default;
+    explicit Change(const Fields& fields);
+
+    std::string_view org() const { return text(Text::org); }
+    std::string_view email() const { return text(Text::email); }
+    std::string_view group() const { return text(Text::group); }
+    std::string_view project() const { return text(Text::project); }
+    std::string_view dataset() const { return text(Text::dataset); }
+    std::string_view external_id() const { return text(Text::external_id); }
+    std::string_view previous_email() const { return text(Text::previous_email); }
+    std::string_view display_name() const { return text(Text::display_name); }
+    std::string_view why() const { return text(Text::why); }
+
     ChangeKind kind = ChangeKind::add_member;
-    std::string org;
-    std::string email;    // member changes, group members, user (de)activation
-    std::string group;    // group changes and grants
-    std::string project;  // project changes and project grants
-    std::string dataset;  // dataset changes and dataset grants
-    directory::UserType user_type = directory::UserType::external;  // target
-    directory::OrgRole role = directory::OrgRole::guest;            // target
-    directory::UserType from_type = directory::UserType::external;  // change_member
-    directory::OrgRole from_role = directory::OrgRole::guest;       // change_member
-    directory::Level level = directory::Level::none;       // grant target (dataset: read/write)
-    directory::Level from_level = directory::Level::none;  // change/remove grant
-    std::string external_id;     // add_member: the source's id for the user
-    std::string previous_email;  // change_email
-    std::string display_name;
-    std::string why;              // what in the mapping or the source causes it
-    bool before_removal = false;  // change_member: the demotion that precedes removing an admin
+    directory::UserType user_type = directory::UserType::external;
+    directory::OrgRole role = directory::OrgRole::guest;
+    directory::UserType from_type = directory::UserType::external;
+    directory::OrgRole from_role = directory::OrgRole::guest;
+    directory::Level level = directory::Level::none;
+    directory::Level from_level = directory::Level::none;
+    bool before_removal = false;
+
+  private:
+    enum class Text : std::uint8_t {
+        org,
+        email,
+        group,
+        project,
+        dataset,
+        external_id,
+        previous_email,
+        display_name,
+        why,
+        count
+    };
+    std::string_view text(Text field) const {
+        const auto index = static_cast<std::size_t>(field);
+        const std::uint32_t begin = index == 0 ? 0 : m_end[index - 1];
+        return std::string_view(m_text).substr(begin, m_end[index] - begin);
+    }
+
+    std::string m_text;  // the text fields, one after another
+    std::array<std::uint32_t, static_cast<std::size_t>(Text::count)> m_end{};
 };
 
 // A change the plan will not apply, and why (e.g. it would remove a

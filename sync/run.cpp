@@ -50,8 +50,8 @@ Expected<std::size_t> hold_admin_removals(const Store& store, Plan& plan, const 
     if (!grants) {
         return std::unexpected(grants.error());
     }
-    std::set<std::string> admin_groups;
-    std::set<std::string> admins;
+    std::set<std::string, std::less<>> admin_groups;
+    std::set<std::string, std::less<>> admins;
     for (const auto& grant : *grants) {
         if (grant.level != Level::admin) {
             continue;
@@ -72,19 +72,19 @@ Expected<std::size_t> hold_admin_removals(const Store& store, Plan& plan, const 
         "project_admin_fallback for org {} in the mapping",
         org, project_slug, org);
     auto lowers_admins = [&](const Change& change) {
-        if (change.org != org) {
+        if (change.org() != org) {
             return false;
         }
         switch (change.kind) {
             case ChangeKind::remove_grant:
             case ChangeKind::change_grant:
-                return change.project == project_slug && change.from_level == Level::admin;
+                return change.project() == project_slug && change.from_level == Level::admin;
             case ChangeKind::remove_group_member:
-                return admin_groups.contains(change.group);
+                return admin_groups.contains(change.group());
             case ChangeKind::remove_member:
-                return admins.contains(change.email);
+                return admins.contains(change.email());
             case ChangeKind::change_member:
-                return change.before_removal && admins.contains(change.email);
+                return change.before_removal && admins.contains(change.email());
             default:
                 return false;
         }
@@ -315,11 +315,11 @@ Expected<void> resolve_holds(Store& store, const mapping::Mapping& mapping,
         const auto* declared = mapping.find_org(org);
         if (declared != nullptr && declared->project_admin_fallback &&
             fallback_used.insert(error->subject).second) {
-            plan.changes.push_back(Change{.kind = ChangeKind::add_fallback_admin,
-                                          .org = org,
-                                          .email = *declared->project_admin_fallback,
-                                          .project = project,
-                                          .why = "project_admin_fallback in the mapping"});
+            plan.changes.push_back(Change({.kind = ChangeKind::add_fallback_admin,
+                                           .org = org,
+                                           .email = *declared->project_admin_fallback,
+                                           .project = project,
+                                           .why = "project_admin_fallback in the mapping"}));
         } else {
             auto moved = hold_admin_removals(store, plan, org, project);
             if (!moved) {
@@ -510,7 +510,7 @@ std::optional<std::string> deletion_guard(const Plan& plan, const mapping::Mappi
     Counts removed;
     for (const auto& change : plan.changes) {
         if (change.kind == ChangeKind::remove_member) {
-            ++removed[change.org];
+            ++removed[std::string(change.org())];
         }
     }
     auto count_in = [](const Counts& counts, const std::string& org) {

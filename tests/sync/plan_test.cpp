@@ -67,6 +67,38 @@ std::vector<std::string> kinds(const Plan& plan) {
     return names;
 }
 
+// A change keeps its text fields in one buffer: each reads back as given,
+// empty ones included, and copies are independent.
+TEST(ChangeTest, EveryTextFieldReadsBackAsGiven) {
+    const std::string group = "cn=" + std::string(70000, 'g') + ",ou=groups";
+    Change change({.kind = ChangeKind::add_member,
+                   .org = "acme",
+                   .email = "ann@acme.com",
+                   .group = group,
+                   .dataset = "street-scenes",
+                   .role = OrgRole::member,
+                   .external_id = "5f1c",
+                   .previous_email = "",
+                   .display_name = "Ann",
+                   .why = "domain acme.com"});
+    Change copy = change;
+    change = Change({.kind = ChangeKind::remove_grant, .project = "vision"});
+    EXPECT_EQ(copy.kind, ChangeKind::add_member);
+    EXPECT_EQ(copy.role, OrgRole::member);
+    EXPECT_EQ(copy.org(), "acme");
+    EXPECT_EQ(copy.email(), "ann@acme.com");
+    EXPECT_EQ(copy.group(), group);
+    EXPECT_EQ(copy.project(), "");
+    EXPECT_EQ(copy.dataset(), "street-scenes");
+    EXPECT_EQ(copy.external_id(), "5f1c");
+    EXPECT_EQ(copy.previous_email(), "");
+    EXPECT_EQ(copy.display_name(), "Ann");
+    EXPECT_EQ(copy.why(), "domain acme.com");
+    EXPECT_EQ(change.project(), "vision");
+    EXPECT_EQ(change.org(), "");
+    EXPECT_EQ(change.why(), "");
+}
+
 class SyncTest : public BasicStoreFixture<::testing::Test> {
   protected:
     RunResult sync(const SourceData& data, bool force = false, const SourceSpec& source = k_corp) {

@@ -420,9 +420,9 @@ TEST_F(LdapSync, RenameIsAnUpdateNotARemoval) {
     ASSERT_EQ(report.run.result, "applied") << report.run.message;
     bool renamed = false;
     for (const auto& change : report.run.plan.changes) {
-        EXPECT_NE(change.kind, sync::ChangeKind::remove_member) << change.email;
+        EXPECT_NE(change.kind, sync::ChangeKind::remove_member) << change.email();
         renamed = renamed || (change.kind == sync::ChangeKind::change_email &&
-                              change.email == "renamed@acme.com");
+                              change.email() == "renamed@acme.com");
     }
     EXPECT_TRUE(renamed);
     const auto roles = members();
