@@ -384,14 +384,41 @@ Change::Change(const Fields& fields)
         fields.dataset, fields.external_id, fields.previous_email, fields.display_name,
         fields.why};
     std::size_t size = 0;
-    for (auto text : texts) {
-        size += text.size();
-    }
-    m_text.reserve(size);
     for (std::size_t i = 0; i < texts.size(); ++i) {
-        m_text.append(texts[i]);
-        m_end[i] = static_cast<std::uint32_t>(m_text.size());
+        size += texts[i].size();
+        m_end[i] = static_cast<std::uint32_t>(size);
     }
+    if (size == 0) {
+        return;
+    }
+    m_text = std::make_unique_for_overwrite<char[]>(size);
+    char* out = m_text.get();
+    for (auto text : texts) {
+        out = std::copy(text.begin(), text.end(), out);
+    }
+}
+
+Change::Change(const Change& other)
+    : kind(other.kind),
+      user_type(other.user_type),
+      role(other.role),
+      from_type(other.from_type),
+      from_role(other.from_role),
+      level(other.level),
+      from_level(other.from_level),
+      before_removal(other.before_removal),
+      m_end(other.m_end) {
+    if (other.m_text) {
+        m_text = std::make_unique_for_overwrite<char[]>(m_end.back());
+        std::copy_n(other.m_text.get(), m_end.back(), m_text.get());
+    }
+}
+
+Change& Change::operator=(const Change& other) {
+    if (this != &other) {
+        *this = Change(other);
+    }
+    return *this;
 }
 
 std::string_view to_string(ChangeKind kind) {

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
@@ -113,6 +114,11 @@ class Change {
 
     Change() = default;
     explicit Change(const Fields& fields);
+    Change(const Change& other);
+    Change& operator=(const Change& other);
+    Change(Change&&) noexcept = default;
+    Change& operator=(Change&&) noexcept = default;
+    ~Change() = default;
 
     std::string_view org() const { return text(Text::org); }
     std::string_view email() const { return text(Text::email); }
@@ -149,10 +155,11 @@ class Change {
     std::string_view text(Text field) const {
         const auto index = static_cast<std::size_t>(field);
         const std::uint32_t begin = index == 0 ? 0 : m_end[index - 1];
-        return std::string_view(m_text).substr(begin, m_end[index] - begin);
+        return {m_text.get() + begin, m_end[index] - begin};
     }
 
-    std::string m_text;  // the text fields, one after another
+    // The text fields one after another, each ending at its m_end.
+    std::unique_ptr<char[]> m_text;
     std::array<std::uint32_t, static_cast<std::size_t>(Text::count)> m_end{};
 };
 

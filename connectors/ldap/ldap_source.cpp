@@ -1,6 +1,7 @@
 #include "connectors/ldap/ldap_source.hpp"
 
 #include <fmt/format.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -522,6 +523,11 @@ Expected<LdapSyncReport> sync_ldap_source(Store& store, const mapping::Mapping& 
         source.name, reason, stats.users, stats.groups, stats.pages, stats.users_without_id,
         stats.users_without_email, stats.unresolved_members, stats.nested_groups, stats.cycles);
     auto run = sync::run_sync(store, mapping, source, *data, std::move(*stored), run_options);
+    // The read and the run's working sets are hundreds of thousands of small
+    // blocks; glibc keeps freed ones resident, so the next read would come on
+    // top of them. Their pages go back to the system.
+    *data = {};
+    malloc_trim(0);
     if (!run) {
         return std::unexpected(run.error());
     }
