@@ -370,6 +370,35 @@ directory::Expected<void> plan_structure(const directory::Store& store,
 
 }  // namespace
 
+Change::Texts::Texts(const std::array<std::string_view, k_texts>& fields) {
+    std::size_t size = 0;
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        size += fields[i].size();
+        end[i] = static_cast<std::uint32_t>(size);
+    }
+    if (size > 0) {
+        bytes = std::make_unique_for_overwrite<char[]>(size);
+        char* out = bytes.get();
+        for (auto field : fields) {
+            out = std::copy(field.begin(), field.end(), out);
+        }
+    }
+}
+
+Change::Texts::Texts(const Texts& other) : end(other.end) {
+    if (other.bytes) {
+        bytes = std::make_unique_for_overwrite<char[]>(end.back());
+        std::copy_n(other.bytes.get(), end.back(), bytes.get());
+    }
+}
+
+Change::Texts& Change::Texts::operator=(const Texts& other) {
+    if (this != &other) {
+        *this = Texts(other);
+    }
+    return *this;
+}
+
 Change::Change(const Fields& fields)
     : kind(fields.kind),
       user_type(fields.user_type),
@@ -378,48 +407,9 @@ Change::Change(const Fields& fields)
       from_role(fields.from_role),
       level(fields.level),
       from_level(fields.from_level),
-      before_removal(fields.before_removal) {
-    const std::array<std::string_view, static_cast<std::size_t>(Text::count)> texts{
-        fields.org,     fields.email,       fields.group,          fields.project,
-        fields.dataset, fields.external_id, fields.previous_email, fields.display_name,
-        fields.why};
-    std::size_t size = 0;
-    for (std::size_t i = 0; i < texts.size(); ++i) {
-        size += texts[i].size();
-        m_end[i] = static_cast<std::uint32_t>(size);
-    }
-    if (size == 0) {
-        return;
-    }
-    m_text = std::make_unique_for_overwrite<char[]>(size);
-    char* out = m_text.get();
-    for (auto text : texts) {
-        out = std::copy(text.begin(), text.end(), out);
-    }
-}
-
-Change::Change(const Change& other)
-    : kind(other.kind),
-      user_type(other.user_type),
-      role(other.role),
-      from_type(other.from_type),
-      from_role(other.from_role),
-      level(other.level),
-      from_level(other.from_level),
-      before_removal(other.before_removal),
-      m_end(other.m_end) {
-    if (other.m_text) {
-        m_text = std::make_unique_for_overwrite<char[]>(m_end.back());
-        std::copy_n(other.m_text.get(), m_end.back(), m_text.get());
-    }
-}
-
-Change& Change::operator=(const Change& other) {
-    if (this != &other) {
-        *this = Change(other);
-    }
-    return *this;
-}
+      before_removal(fields.before_removal),
+      m_texts({fields.org, fields.email, fields.group, fields.project, fields.dataset,
+               fields.external_id, fields.previous_email, fields.display_name, fields.why}) {}
 
 std::string_view to_string(ChangeKind kind) {
     auto index = static_cast<std::size_t>(kind);

@@ -114,11 +114,6 @@ class Change {
 
     Change() = default;
     explicit Change(const Fields& fields);
-    Change(const Change& other);
-    Change& operator=(const Change& other);
-    Change(Change&&) noexcept = default;
-    Change& operator=(Change&&) noexcept = default;
-    ~Change() = default;
 
     std::string_view org() const { return text(Text::org); }
     std::string_view email() const { return text(Text::email); }
@@ -152,15 +147,30 @@ class Change {
         why,
         count
     };
+    static constexpr std::size_t k_texts = static_cast<std::size_t>(Text::count);
+
+    // The text fields one after another in one exact allocation, each
+    // ending at its `end`; a copy copies the text.
+    struct Texts {
+        std::unique_ptr<char[]> bytes;
+        std::array<std::uint32_t, k_texts> end{};
+
+        Texts() = default;
+        explicit Texts(const std::array<std::string_view, k_texts>& fields);
+        Texts(const Texts& other);
+        Texts& operator=(const Texts& other);
+        Texts(Texts&&) noexcept = default;
+        Texts& operator=(Texts&&) noexcept = default;
+        ~Texts() = default;
+    };
+
     std::string_view text(Text field) const {
         const auto index = static_cast<std::size_t>(field);
-        const std::uint32_t begin = index == 0 ? 0 : m_end[index - 1];
-        return {m_text.get() + begin, m_end[index] - begin};
+        const std::uint32_t begin = index == 0 ? 0 : m_texts.end[index - 1];
+        return {m_texts.bytes.get() + begin, m_texts.end[index] - begin};
     }
 
-    // The text fields one after another, each ending at its m_end.
-    std::unique_ptr<char[]> m_text;
-    std::array<std::uint32_t, static_cast<std::size_t>(Text::count)> m_end{};
+    Texts m_texts;
 };
 
 // A change the plan will not apply, and why (e.g. it would remove a
