@@ -8,6 +8,7 @@
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
 
 #include "directory/email.hpp"
 #include "directory/snapshot.hpp"
@@ -390,6 +391,15 @@ Change::Texts::Texts(const Texts& other) : end(other.end) {
         bytes = std::make_unique_for_overwrite<char[]>(end.back());
         std::copy_n(other.bytes.get(), end.back(), bytes.get());
     }
+}
+
+Change::Texts::Texts(Texts&& other) noexcept
+    : bytes(std::move(other.bytes)), end(std::exchange(other.end, {})) {}
+
+Change::Texts& Change::Texts::operator=(Texts&& other) noexcept {
+    bytes = std::move(other.bytes);
+    end = std::exchange(other.end, {});
+    return *this;
 }
 
 Change::Texts& Change::Texts::operator=(const Texts& other) {

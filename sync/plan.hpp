@@ -159,8 +159,8 @@ class Change {
         explicit Texts(const std::array<std::string_view, k_texts>& fields);
         Texts(const Texts& other);
         Texts& operator=(const Texts& other);
-        Texts(Texts&&) noexcept = default;
-        Texts& operator=(Texts&&) noexcept = default;
+        Texts(Texts&& other) noexcept;  // leaves `other` empty
+        Texts& operator=(Texts&& other) noexcept;
         ~Texts() = default;
     };
 

@@ -68,7 +68,8 @@ std::vector<std::string> kinds(const Plan& plan) {
 }
 
 // A change keeps its text fields in one buffer: each reads back as given,
-// empty ones included, and copies are independent.
+// empty ones included, copies are independent, and a moved-from change
+// reads empty.
 TEST(ChangeTest, EveryTextFieldReadsBackAsGiven) {
     const std::string group = "cn=" + std::string(70000, 'g') + ",ou=groups";
     Change change({.kind = ChangeKind::add_member,
@@ -82,6 +83,10 @@ TEST(ChangeTest, EveryTextFieldReadsBackAsGiven) {
                    .display_name = "Ann",
                    .why = "domain acme.com"});
     Change copy = change;
+    Change moved = std::move(change);
+    EXPECT_EQ(moved.email(), "ann@acme.com");
+    EXPECT_EQ(change.email(), "");  // a moved-from change reads empty
+    EXPECT_EQ(change.why(), "");
     change = Change({.kind = ChangeKind::remove_grant, .project = "vision"});
     EXPECT_EQ(copy.kind, ChangeKind::add_member);
     EXPECT_EQ(copy.role, OrgRole::member);
