@@ -343,6 +343,13 @@ TEST_F(SecurityTest, ATenantCannotDisableAnotherTenantsAccount) {
     ASSERT_FALSE(one.empty());
     const json decided = decisions("beta");
     ASSERT_EQ(decided["one@beta.org"]["allow"], true) << decided.dump();
+    auto replace = [&](const std::string& id, const char* path, const json& value,
+                       const char* token) {
+        return scim("PATCH", "/Users/" + id,
+                    {{"schemas", {k_patch_schema}},
+                     {"Operations", {{{"op", "replace"}, {"path", path}, {"value", value}}}}},
+                    token);
+    };
     auto members_of = [&](const std::string& org) {
         std::set<std::string> emails;
         const Reply reply = api("GET", "/v1/orgs/" + org + "/members");
@@ -364,11 +371,7 @@ TEST_F(SecurityTest, ATenantCannotDisableAnotherTenantsAccount) {
 
     // The home tenant writes the account again, and its source is derived
     // again in full: the other tenant's disable still counts for nothing.
-    auto renamed = scim(
-        "PATCH", "/Users/" + one,
-        {{"schemas", {k_patch_schema}},
-         {"Operations", {{{"op", "replace"}, {"path", "displayName"}, {"value", "One Again"}}}}},
-        k_beta_token);
+    auto renamed = replace(one, "displayName", "One Again", k_beta_token);
     ASSERT_EQ(renamed.status, 200) << renamed.body.dump();
     EXPECT_EQ(decisions("beta"), decided);
     ASSERT_EQ(api("POST", "/v1/sync/idp-beta?wait=true&force=true").status, 200);
@@ -376,21 +379,13 @@ TEST_F(SecurityTest, ATenantCannotDisableAnotherTenantsAccount) {
 
     // Enabled by the other tenant, the person is a guest there, and nothing
     // more.
-    auto enabled =
-        scim("PATCH", "/Users/" + pushed.body.value("id", ""),
-             {{"schemas", {k_patch_schema}},
-              {"Operations", {{{"op", "replace"}, {"path", "active"}, {"value", true}}}}},
-             k_acme_token);
+    auto enabled = replace(pushed.body.value("id", ""), "active", true, k_acme_token);
     ASSERT_EQ(enabled.status, 200) << enabled.body.dump();
     EXPECT_TRUE(members_of("acme").contains("one@beta.org"));
     EXPECT_EQ(decisions("beta"), decided);
 
     // The home tenant does speak for the account.
-    auto disabled =
-        scim("PATCH", "/Users/" + one,
-             {{"schemas", {k_patch_schema}},
-              {"Operations", {{{"op", "replace"}, {"path", "active"}, {"value", false}}}}},
-             k_beta_token);
+    auto disabled = replace(one, "active", false, k_beta_token);
     ASSERT_EQ(disabled.status, 200) << disabled.body.dump();
     EXPECT_EQ(decisions("beta")["one@beta.org"]["allow"], false) << decisions("beta").dump();
 }
