@@ -131,6 +131,11 @@ bool is_hex(char c) {
 // laxer: it takes `cn=#,dc=x` as an empty binary value and stops reading a
 // value at what follows the pairs (`cn=#41 b` as `cn=#41`), so distinct
 // strings would share one normal form, which might not even be a DN.
+// libldap skips these around a value as it does spaces.
+bool is_dn_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
 bool hexstrings_well_formed(std::string_view dn) {
     bool in_value = false;
     bool at_value_start = false;
@@ -143,7 +148,7 @@ bool hexstrings_well_formed(std::string_view dn) {
             continue;
         }
         if (at_value_start) {
-            if (c == ' ') {
+            if (is_dn_space(c)) {
                 continue;
             }
             at_value_start = false;
@@ -154,7 +159,7 @@ bool hexstrings_well_formed(std::string_view dn) {
                     i += 2;
                     ++pairs;
                 }
-                while (i < dn.size() && dn[i] == ' ') {
+                while (i < dn.size() && is_dn_space(dn[i])) {
                     ++i;
                 }
                 if (pairs == 0 || (i < dn.size() && dn[i] != ',' && dn[i] != ';' && dn[i] != '+')) {
@@ -202,6 +207,9 @@ std::optional<std::string> normalize_dn(std::string_view dn) {
             const std::string_view type(ava.la_attr.bv_val, ava.la_attr.bv_len);
             const std::string_view value(ava.la_value.bv_val, ava.la_value.bv_len);
             if ((ava.la_flags & LDAP_AVA_BINARY) != 0) {
+                if (value.empty()) {
+                    return std::nullopt;  // `#` and no pairs: not a hexstring
+                }
                 // A BER-encoded value (`cn=#04024869`): kept as its hex form.
                 std::string hex = "#";
                 for (const char c : value) {

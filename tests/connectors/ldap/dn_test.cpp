@@ -45,14 +45,16 @@ TEST(NormalizeDn, RejectsWhatIsNotADn) {
 
 // A '#' value is a hexstring (RFC 4514 §3): hex pairs and nothing else.
 // libldap alone reads `cn=# abc,dc=x` and `cn=# xyz,dc=x` both as
-// `cn=#,dc=x`, and `cnc=# sp\xe4` as `cnc=#`, which is not a DN.
+// `cn=#,dc=x`, and `cnc=# sp\xe4` as `cnc=#`, which is not a DN. It skips
+// tabs and line ends around a value as it does spaces.
 TEST(NormalizeDn, HexStringValuesAreHexPairsOnly) {
     EXPECT_EQ(normalize_dn("CN=#04024869,DC=Example"), "cn=#04024869,dc=example");
     EXPECT_EQ(normalize_dn("cn= #4142 +uid=a,dc=x"), "cn=#4142+uid=a,dc=x");
     EXPECT_EQ(normalize_dn("cn=a#b,dc=x"), "cn=a#b,dc=x");
     EXPECT_EQ(normalize_dn("cn=\\#41 b,dc=x"), "cn=\\#41 b,dc=x");
-    for (const char* broken :
-         {"cn=#,dc=x", "cn=# abc,dc=x", "cn=#41 b,dc=x", "cn=#41b,dc=x", "cnc=# sp\xe4", "cn=#"}) {
+    EXPECT_EQ(normalize_dn("cn=\r#4142\t,dc=x"), "cn=#4142,dc=x");
+    for (const char* broken : {"cn=#,dc=x", "cn=# abc,dc=x", "cn=#41 b,dc=x", "cn=#41b,dc=x",
+                               "cnc=# sp\xe4", "cn=#", "q=\r#\r", "cn=\t#41\tb,dc=x"}) {
         EXPECT_EQ(normalize_dn(broken), std::nullopt) << broken;
     }
 }
