@@ -185,29 +185,30 @@ std::string settled_summary_text(const PlanSummary& summary) {
 }
 
 // True when `data` holds exactly the stored mirror: the same external ids,
-// each once, with the same digests.
+// each once, with the same digests. As many records as stored, each found
+// in the store and no stored record found twice, is the same set of ids.
 bool mirror_unchanged(const StoredDigests& old, const SourceData& data) {
     if (data.users.size() != old.users.size() || data.groups.size() != old.groups.size()) {
         return false;
     }
-    std::unordered_set<std::string_view> seen;
-    seen.reserve(data.users.size());
-    for (const auto& user : data.users) {
-        auto found = old.users.find(user.external_id);
-        if (found == old.users.end() || found->second != mirror_digest(user) ||
-            !seen.insert(user.external_id).second) {
+    std::vector<const void*> found_records;
+    found_records.reserve(data.users.size() + data.groups.size());
+    const auto unchanged = [&](const auto& stored, const auto& record) {
+        const auto found = stored.find(record.external_id);
+        if (found == stored.end() || found->second != mirror_digest(record)) {
             return false;
         }
+        found_records.push_back(&*found);
+        return true;
+    };
+    if (!std::ranges::all_of(data.users,
+                             [&](const auto& user) { return unchanged(old.users, user); }) ||
+        !std::ranges::all_of(data.groups,
+                             [&](const auto& group) { return unchanged(old.groups, group); })) {
+        return false;
     }
-    seen.clear();
-    for (const auto& group : data.groups) {
-        auto found = old.groups.find(group.external_id);
-        if (found == old.groups.end() || found->second != mirror_digest(group) ||
-            !seen.insert(group.external_id).second) {
-            return false;
-        }
-    }
-    return true;
+    std::ranges::sort(found_records);
+    return std::ranges::adjacent_find(found_records) == found_records.end();
 }
 
 // The empty plan of a settled source, with the counts recorded when it

@@ -1396,6 +1396,40 @@ TEST_F(StoreTest, TheGenerationMovesWithEveryWriteThatChangesARow) {
     EXPECT_EQ(must(store().generation()), before + 1);
 }
 
+// Records that differ in one byte, in where a field ends, or by trailing
+// NUL bytes (a field's last word is zero-padded) have distinct digests.
+TEST(MirrorDigestTest, NearRecordsDigestApart) {
+    std::vector<MirrorDigest> digests;
+    const auto add = [&](std::string email, std::string name, std::string attributes) {
+        digests.push_back(mirror_digest(SourceUser{"corp", "u1", std::move(email), std::move(name),
+                                                   true, std::move(attributes)}));
+    };
+    for (std::size_t length = 0; length <= 24; ++length) {
+        std::string text;
+        for (std::size_t i = 0; i < length; ++i) {
+            text.push_back(static_cast<char>('a' + i));
+        }
+        add(text, "", "{}");
+        add(text + std::string(1, '\0'), "", "{}");
+        for (std::size_t at = 0; at < length; ++at) {
+            std::string changed = text;
+            changed[at] = 'Z';
+            add(changed, "", "{}");
+        }
+        if (length > 0) {
+            add(text.substr(1), text.substr(0, 1), "{}");  // the first byte moved to the next field
+        }
+        if (length > 1) {
+            add(text.substr(0, length - 1), text.substr(length - 1), "{}");
+        }
+    }
+    digests.push_back(mirror_digest(SourceUser{"corp", "u1", "a", "", false, "{}"}));
+    std::ranges::sort(digests, [](const MirrorDigest& a, const MirrorDigest& b) {
+        return std::pair(a.low, a.high) < std::pair(b.low, b.high);
+    });
+    EXPECT_EQ(std::ranges::adjacent_find(digests), digests.end());
+}
+
 TEST_F(StoreTest, ASettledSourceStaysSettledOnlyWhileNothingIsWritten) {
     auto generation = must(store().generation());
     EXPECT_EQ(must(store().settled_summary("corp", "k1", generation)), std::nullopt);

@@ -536,6 +536,15 @@ TEST_F(SyncTest, ASettledSourceIsNotPlannedAgainUntilSomethingChanges) {
     ASSERT_EQ(changed.result, "applied") << changed.message;
     EXPECT_TRUE(changed.plan.empty()) << to_text(changed.plan);
     EXPECT_TRUE(sync(next).plan.empty());
+
+    // As many users as stored, each as stored, but one twice and one
+    // missing, is a change too.
+    SourceData doubled = next;
+    doubled.users[3] = doubled.users[0];
+    Plan doubled_plan = plan(doubled);
+    ASSERT_FALSE(doubled_plan.empty());
+    RunResult doubled_run = sync(doubled, /*force=*/true);
+    EXPECT_EQ(kinds(doubled_run.plan), kinds(doubled_plan)) << doubled_run.message;
 }
 
 // Digests read before a later write are not trusted: the run reads them
