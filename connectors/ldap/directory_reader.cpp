@@ -337,6 +337,26 @@ void collect_members(std::size_t start, const std::vector<std::vector<std::size_
     out.erase(std::unique(out.begin(), out.end()), out.end());
 }
 
+// The users' normalised DNs by user index, in one buffer rather than a
+// string each: a read has one per user, and resolving group members looks
+// them up at random.
+class DnList {
+  public:
+    void push_back(std::string_view dn) {
+        m_text.append(dn);
+        m_ends.push_back(m_text.size());
+    }
+    std::size_t size() const { return m_ends.size(); }
+    std::string_view operator[](std::size_t i) const {
+        const std::size_t start = i == 0 ? 0 : m_ends[i - 1];
+        return std::string_view(m_text).substr(start, m_ends[i] - start);
+    }
+
+  private:
+    std::string m_text;
+    std::vector<std::size_t> m_ends;
+};
+
 // Users by normalised DN, built once every user is read (the groups are
 // read after the users): open addressing over a flat array, sized once,
 // instead of a node per DN grown while reading. Each slot holds a user
@@ -345,7 +365,7 @@ void collect_members(std::size_t start, const std::vector<std::vector<std::size_
 class DnIndex {
   public:
     // `dns[i]` is user i's normalised DN, or empty when it has none.
-    explicit DnIndex(std::vector<std::string> dns) : m_dns(std::move(dns)) {
+    explicit DnIndex(DnList dns) : m_dns(std::move(dns)) {
         std::size_t capacity = 16;
         while (capacity < m_dns.size() * 2) {
             capacity *= 2;
@@ -388,7 +408,7 @@ class DnIndex {
         return (slot >> 32) == (hash >> 32) && m_dns[(slot & 0xffffffffU) - 1] == dn;
     }
 
-    std::vector<std::string> m_dns;
+    DnList m_dns;
     std::vector<std::uint64_t> m_slots;
     std::size_t m_mask = 0;
 };
@@ -433,21 +453,25 @@ std::uint64_t membership_fingerprint(std::vector<std::string> values) {
 
 Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_directory(
     Connection& connection, const LdapSourceConfig& config, std::string_view source,
-    ReadStats& stats, ChangeMarks& marks, const std::function<void(std::size_t)>& progress) {
+    ReadStats& stats, ChangeMarks* marks, const std::function<void(std::size_t)>& progress) {
     const EntryMapper mapper(config, std::string(source));
     const std::string& member_attribute = config.group_member_attribute;
     const bool by_member_of = member_attribute == "memberOf";
     const bool by_uid = member_attribute == "memberUid";
 
     std::vector<SourceUser> users;
-    std::vector<std::string> user_dns;                           // normalised, by index
+    DnList user_dns;         // normalised, by index
+    std::string scratch_dn;  // normalize_dn_into's buffer, reused
     std::unordered_map<std::string, std::uint32_t> user_by_uid;  // memberUid value → index
     std::vector<std::vector<std::string>> user_groups;           // memberOf mode: group DNs
     std::unordered_set<std::string> seen_ids;
 
+    // In memberOf mode the handler asks for the rest of a long memberOf
+    // (range retrieval), so it uses the connection and cannot be pipelined.
     SearchRequest user_search{.base = config.user_base,
                               .filter = config.user_filter,
                               .attributes = mapper.user_attributes(),
+                              .pipelined = !by_member_of,
                               .on_page = progress};
     auto read_users = connection.search(user_search, [&](Entry&& entry) -> Result<void> {
         auto user = mapper.user(entry, stats);
@@ -455,8 +479,8 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
             return {};
         }
         const auto index = static_cast<std::uint32_t>(users.size());
-        auto dn = normalize_dn(entry.dn);
-        user_dns.push_back(dn ? std::move(*dn) : std::string());
+        user_dns.push_back(normalize_dn_into(entry.dn, scratch_dn) ? scratch_dn
+                                                                   : std::string_view());
         if (by_uid) {
             if (const auto uid = entry.first(config.member_uid_attribute); !uid.empty()) {
                 user_by_uid.emplace(std::string(uid), index);
@@ -504,8 +528,10 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
         if (!values) {
             return std::unexpected(values.error());
         }
-        marks.groups.push_back({group.id, std::string(entry.first(mapper.change_attribute())),
-                                fingerprint_of(*values)});
+        if (marks != nullptr) {
+            marks->groups.push_back({group.id, std::string(entry.first(mapper.change_attribute())),
+                                     fingerprint_of(*values)});
+        }
         if (by_member_of) {
             auto parents = all_values(connection, entry, "memberOf");
             if (!parents) {
@@ -522,13 +548,12 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
                     }
                     continue;
                 }
-                auto normal = normalize_dn(strip_unique_id(value));
-                if (!normal) {
+                if (!normalize_dn_into(strip_unique_id(value), scratch_dn)) {
                     ++stats.unresolved_members;
-                } else if (auto user = user_by_dn.find(*normal)) {
+                } else if (auto user = user_by_dn.find(scratch_dn)) {
                     group.users.push_back(*user);
                 } else {
-                    group.other_members.push_back(std::move(*normal));
+                    group.other_members.push_back(scratch_dn);
                 }
             }
         }

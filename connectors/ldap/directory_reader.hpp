@@ -77,14 +77,15 @@ class EntryMapper {
     std::string m_change_attribute;
 };
 
-// Reads every user and group below the configured bases. `marks` receives
-// the highest change markers seen. Any failure (including a referral not
+// Reads every user and group below the configured bases. `marks`, when
+// given, receives each group's change marker and membership fingerprint
+// (change-marker runs need them; content sync does not). Any failure (including a referral not
 // ignored, a size or time limit) is returned: a partial read is never
 // returned as if it were the directory.
 // `progress` (optional) is called after each page with the entries read.
 Result<std::pair<std::vector<directory::SourceUser>, std::vector<directory::SourceGroup>>>
 read_directory(Connection& connection, const LdapSourceConfig& config, std::string_view source,
-               ReadStats& stats, ChangeMarks& marks,
+               ReadStats& stats, ChangeMarks* marks,
                const std::function<void(std::size_t)>& progress = {});
 
 // The objectGUID bytes as Active Directory prints them

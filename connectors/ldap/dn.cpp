@@ -77,28 +77,28 @@ bool is_plain_value_char(char c) {
 // RDNs, descriptor attribute types, values of letters, digits, inner
 // spaces and `-._@`), without parsing: exactly what the full path below
 // gives for them, since such a DN needs no escaping, has no spacing to drop
-// and no multi-valued RDN to sort. nullopt for anything else, which then
+// and no multi-valued RDN to sort. False for anything else, which then
 // takes the full path (which also decides whether it is a DN at all).
 // Group member resolution normalises every member value, so this matters.
-std::optional<std::string> normalize_plain_dn(std::string_view dn) {
+// Writes into `out`, whose storage a caller normalising many DNs reuses.
+bool normalize_plain_dn(std::string_view dn, std::string& out) {
     if (dn.empty()) {
-        return std::nullopt;
+        return false;
     }
-    std::string out;
     out.resize(dn.size());
     std::size_t at = 0;
     while (true) {
         // Type: ALPHA *(ALPHA / DIGIT / "-").
         const std::size_t type_start = at;
         if (at >= dn.size() || !is_alpha(dn[at])) {
-            return std::nullopt;
+            return false;
         }
         while (at < dn.size() && (is_alpha(dn[at]) || is_digit(dn[at]) || dn[at] == '-')) {
             out[at] = lower(dn[at]);
             ++at;
         }
         if (at == type_start || at >= dn.size() || dn[at] != '=') {
-            return std::nullopt;
+            return false;
         }
         out[at] = '=';
         ++at;
@@ -106,16 +106,16 @@ std::optional<std::string> normalize_plain_dn(std::string_view dn) {
         const std::size_t value_start = at;
         while (at < dn.size() && dn[at] != ',') {
             if (!is_plain_value_char(dn[at])) {
-                return std::nullopt;
+                return false;
             }
             out[at] = lower(dn[at]);
             ++at;
         }
         if (at == value_start || dn[value_start] == ' ' || dn[at - 1] == ' ') {
-            return std::nullopt;
+            return false;
         }
         if (at == dn.size()) {
-            return out;
+            return true;
         }
         out[at] = ',';
         ++at;  // past ','; an empty RDN after it fails the type check
@@ -182,24 +182,24 @@ bool hexstrings_well_formed(std::string_view dn) {
 
 }  // namespace
 
-std::optional<std::string> normalize_dn(std::string_view dn) {
-    if (auto plain = normalize_plain_dn(dn)) {
-        return plain;
+bool normalize_dn_into(std::string_view dn, std::string& out) {
+    if (normalize_plain_dn(dn, out)) {
+        return true;
     }
     const std::string text(dn);
     if (text.find('\0') != std::string::npos ||
         (text.find('#') != std::string::npos && !hexstrings_well_formed(text))) {
-        return std::nullopt;
+        return false;
     }
     LDAPDN parsed = nullptr;
     if (ldap_str2dn(text.c_str(), &parsed, LDAP_DN_FORMAT_LDAPV3) != LDAP_SUCCESS) {
-        return std::nullopt;
+        return false;
     }
+    out.clear();
     if (parsed == nullptr) {
-        return std::string();
+        return true;
     }
     const std::unique_ptr<LDAPRDN, DnFree> owner(parsed);
-    std::string out;
     for (int r = 0; parsed[r] != nullptr; ++r) {
         std::vector<Ava> avas;
         for (int a = 0; parsed[r][a] != nullptr; ++a) {
@@ -208,7 +208,7 @@ std::optional<std::string> normalize_dn(std::string_view dn) {
             const std::string_view value(ava.la_value.bv_val, ava.la_value.bv_len);
             if ((ava.la_flags & LDAP_AVA_BINARY) != 0) {
                 if (value.empty()) {
-                    return std::nullopt;  // `#` and no pairs: not a hexstring
+                    return false;  // `#` and no pairs: not a hexstring
                 }
                 // A BER-encoded value (`cn=#04024869`): kept as its hex form.
                 std::string hex = "#";
@@ -232,6 +232,14 @@ std::optional<std::string> normalize_dn(std::string_view dn) {
             out.push_back('=');
             out += avas[a].value;
         }
+    }
+    return true;
+}
+
+std::optional<std::string> normalize_dn(std::string_view dn) {
+    std::string out;
+    if (!normalize_dn_into(dn, out)) {
+        return std::nullopt;
     }
     return out;
 }

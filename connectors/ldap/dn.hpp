@@ -22,6 +22,11 @@ namespace orgsync::ldap {
 // The empty DN normalises to "".
 std::optional<std::string> normalize_dn(std::string_view dn);
 
+// normalize_dn written into `out`, whose storage is reused, for loops that
+// normalise many DNs (every member value of every group). False when `dn`
+// is not a DN; `out` then holds nothing meaningful.
+bool normalize_dn_into(std::string_view dn, std::string& out);
+
 // `value` escaped for use inside a search filter (RFC 4515 §3): `*`, `(`,
 // `)`, `\` and NUL become `\2a`, `\28`, `\29`, `\5c`, `\00`. Every value
 // that comes from configuration or from a directory and goes into a filter

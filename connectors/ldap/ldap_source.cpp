@@ -100,7 +100,8 @@ Result<sync::SourceData> full_read(Connection& connection, const LdapSourceConfi
     // not a snapshot), with the groups it sees at or past it remembered.
     const std::string marker = content_sync ? std::string() : start_marker(connection, config);
     ChangeMarks marks;
-    auto read = read_directory(connection, config, source, stats, marks, progress);
+    auto read = read_directory(connection, config, source, stats, content_sync ? nullptr : &marks,
+                               progress);
     if (!read) {
         return std::unexpected(read.error());
     }

@@ -66,6 +66,7 @@ TEST(NormalizeDn, PlainFastPathAgreesWithTheParser) {
     const std::string alphabet = "abcXYZ019 -._@+#=";
     const std::vector<std::string> types{"cn", "uid", "OU", "dc", "x-Attr2", "2.5.4.3"};
     std::size_t plain = 0;
+    std::string reused;
     for (int n = 0; n < 5000; ++n) {
         std::string dn;
         std::string spaced;
@@ -83,6 +84,15 @@ TEST(NormalizeDn, PlainFastPathAgreesWithTheParser) {
         }
         const auto fast = normalize_dn(dn);
         EXPECT_EQ(fast, normalize_dn(spaced)) << dn;
+        // Into a buffer holding the previous DN (longer or shorter): the same.
+        EXPECT_EQ(normalize_dn_into(dn, reused), fast.has_value()) << dn;
+        if (fast) {
+            EXPECT_EQ(reused, *fast) << dn;
+        }
+        EXPECT_EQ(normalize_dn_into(spaced, reused), fast.has_value()) << spaced;
+        if (fast) {
+            EXPECT_EQ(reused, *fast) << spaced;
+        }
         if (fast && spaced.find_first_of("+#") == std::string::npos &&
             dn.find("2.5.4.3") == std::string::npos) {
             ++plain;
