@@ -11,12 +11,10 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cctype>
 #include <cerrno>
 #include <condition_variable>
 #include <csignal>
-#include <deque>
 #include <fstream>
 #include <mutex>
 #include <optional>
@@ -586,58 +584,6 @@ void fill_entry(LDAP* ld, LDAPMessage* message, Entry& out) {
     }
 }
 
-// A page of a search as received: its entries and references in order,
-// then what its result said and the id of the next page's search (0: none).
-struct Page {
-    std::vector<MessagePtr> messages;
-    std::optional<Failure> failed;
-    int following = 0;
-};
-
-// Pages from the receiving thread of a pipelined search to the handling
-// one. At most two wait, so a handler slower than the server holds three
-// pages of messages, not the directory.
-class PageQueue {
-  public:
-    // False when the search was stopped while waiting for room.
-    bool push(Page page, const std::atomic<bool>& stop) {
-        std::unique_lock lock(m_mutex);
-        m_changed.wait(lock, [&] { return m_pages.size() < k_waiting || stop.load(); });
-        if (stop.load()) {
-            return false;
-        }
-        const bool last = page.failed || page.following == 0;
-        m_pages.push_back(std::move(page));
-        m_done = last;
-        m_changed.notify_all();
-        return true;
-    }
-    // The next page, or nullopt after the last.
-    std::optional<Page> pop() {
-        std::unique_lock lock(m_mutex);
-        m_changed.wait(lock, [&] { return !m_pages.empty() || m_done; });
-        if (m_pages.empty()) {
-            return std::nullopt;
-        }
-        Page page = std::move(m_pages.front());
-        m_pages.pop_front();
-        m_changed.notify_all();
-        return page;
-    }
-    // Wakes a receiver waiting for room after the handler stopped.
-    void wake() {
-        const std::lock_guard lock(m_mutex);
-        m_changed.notify_all();
-    }
-
-  private:
-    static constexpr std::size_t k_waiting = 2;
-    std::mutex m_mutex;
-    std::condition_variable m_changed;
-    std::deque<Page> m_pages;
-    bool m_done = false;
-};
-
 }  // namespace
 
 Entry Connection::entry(LDAPMessage* message) const {
@@ -711,65 +657,63 @@ Result<SearchOutcome> Connection::search(const SearchRequest& request,
         }
     };
 
+    auto started = start("");
+    if (!started) {
+        return std::unexpected(started.error());
+    }
     // Paged, a page's messages are held until its result (which carries the
     // cookie) has come; the next page is asked for before they are handled,
-    // so the server prepares it while this side parses. Unpaged, messages
-    // are handled as they arrive and the page holds none.
-    // `stop` (pipelined: the handler failed) ends the search after the
-    // message at hand, abandoning it.
-    const auto receive_page = [&](int msgid, const std::atomic<bool>& stop) -> Page {
-        Page page;
-        while (true) {
-            if (stop.load(std::memory_order_relaxed)) {
-                ldap_abandon_ext(m_ld, msgid, nullptr, nullptr);
-                return page;
-            }
+    // so the server prepares it while this side parses (one page of messages
+    // in memory). Unpaged, messages are handled as they arrive.
+    for (int msgid = *started; msgid != 0;) {
+        std::vector<MessagePtr> held;
+        int following = 0;
+        std::optional<Failure> failed;  // what the page's result said, after its entries
+        for (bool done = false; !done;) {
             auto next = next_message(msgid, m_timeout);
             if (!next) {
                 ldap_abandon_ext(m_ld, msgid, nullptr, nullptr);
-                page.messages.clear();
-                page.failed = next.error();
-                return page;
+                return std::unexpected(next.error());
             }
             MessagePtr message(*next);
             if (ldap_msgtype(message.get()) != LDAP_RES_SEARCH_RESULT) {
                 if (paged) {
-                    page.messages.push_back(std::move(message));
+                    held.push_back(std::move(message));
                 } else if (auto handled = handle(message.get()); !handled) {
                     ldap_abandon_ext(m_ld, msgid, nullptr, nullptr);
-                    page.failed = handled.error();
-                    return page;
+                    return std::unexpected(handled.error());
                 }
                 continue;
             }
+            done = true;
             int code = LDAP_SUCCESS;
             LDAPControl** raw_controls = nullptr;
             if (const int rc = ldap_parse_result(m_ld, message.get(), &code, nullptr, nullptr,
                                                  nullptr, &raw_controls, 0);
                 rc != LDAP_SUCCESS) {
-                page.failed = failure_for(rc, what);
-                return page;
+                failed = failure_for(rc, what);
+                break;
             }
             const ControlsPtr response_controls(raw_controls);
             if (code != LDAP_SUCCESS) {
-                page.failed = failure_for(code, what);
-                return page;
+                failed = failure_for(code, what);
+                break;
             }
             std::string cookie_bytes;
             if (paged && raw_controls != nullptr) {
-                if (LDAPControl* control =
+                if (LDAPControl* page =
                         ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, raw_controls, nullptr);
-                    control != nullptr) {
+                    page != nullptr) {
                     ber_int_t estimate = 0;
                     berval next_cookie{};
                     // A page answer that cannot be read would end the read
                     // early, as if it were complete.
-                    if (ldap_parse_pageresponse_control(m_ld, control, &estimate, &next_cookie) !=
+                    if (ldap_parse_pageresponse_control(m_ld, page, &estimate, &next_cookie) !=
                         LDAP_SUCCESS) {
-                        page.failed = Failure{
+                        failed = Failure{
                             FailureKind::partial_results,
                             fmt::format("{}: {}: unreadable paged results response", m_uri, what)};
-                        return page;
+                        break;
                     }
                     cookie_bytes.assign(next_cookie.bv_val == nullptr
                                             ? ""
@@ -778,89 +722,29 @@ Result<SearchOutcome> Connection::search(const SearchRequest& request,
                 }
             }
             if (paged && !cookie_bytes.empty()) {
-                if (auto requested = start(cookie_bytes); !requested) {
-                    page.failed = requested.error();
+                auto requested = start(cookie_bytes);
+                if (!requested) {
+                    failed = requested.error();
                 } else {
-                    page.following = *requested;
+                    following = *requested;
                 }
             }
-            return page;
         }
-    };
-    // A page's held messages handed to the handler, then what its result
-    // said. False when the search ends here (`failed` set, or the last page).
-    std::optional<Failure> failed;
-    const auto consume = [&](Page& page) -> bool {
-        for (const auto& message : page.messages) {
+        for (const auto& message : held) {
             if (auto handled = handle(message.get()); !handled) {
-                failed = handled.error();
-                return false;
+                if (following != 0) {
+                    ldap_abandon_ext(m_ld, following, nullptr, nullptr);
+                }
+                return std::unexpected(handled.error());
             }
         }
-        page.messages.clear();
-        if (page.failed) {
-            failed = std::move(page.failed);
-            return false;
+        if (failed) {
+            return std::unexpected(std::move(*failed));
         }
         if (request.on_page) {
             request.on_page(outcome.entries);
         }
-        return page.following != 0;
-    };
-
-    auto started = start("");
-    if (!started) {
-        return std::unexpected(started.error());
-    }
-    if (paged && request.pipelined) {
-        // Pages are received on a second thread while this one handles the
-        // ones before: the server never waits for the handler.
-        PageQueue queue;
-        std::atomic<bool> stop = false;
-        // Stops and joins the receiver however this scope ends.
-        struct Joined {
-            std::atomic<bool>& stop;
-            PageQueue& queue;
-            std::thread thread;
-            ~Joined() {
-                stop = true;
-                queue.wake();
-                thread.join();
-            }
-        };
-        const Joined receiver{stop, queue, std::thread([&, msgid = *started]() mutable {
-                                  while (msgid != 0) {
-                                      Page page = receive_page(msgid, stop);
-                                      msgid = page.failed || stop.load() ? 0 : page.following;
-                                      if (!queue.push(std::move(page), stop)) {
-                                          if (msgid != 0) {
-                                              ldap_abandon_ext(m_ld, msgid, nullptr, nullptr);
-                                          }
-                                          return;
-                                      }
-                                  }
-                              })};
-        while (auto page = queue.pop()) {
-            if (!consume(*page)) {
-                break;
-            }
-        }
-    } else {
-        const std::atomic<bool> never = false;
-        for (int msgid = *started; msgid != 0;) {
-            Page page = receive_page(msgid, never);
-            const int following = page.following;
-            if (!consume(page)) {
-                if (failed && following != 0) {
-                    ldap_abandon_ext(m_ld, following, nullptr, nullptr);
-                }
-                break;
-            }
-            msgid = following;
-        }
-    }
-    if (failed) {
-        return std::unexpected(std::move(*failed));
+        msgid = following;
     }
     return outcome;
 }

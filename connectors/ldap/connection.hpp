@@ -74,10 +74,6 @@ struct SearchRequest {
     // Extra request controls (the caller owns them), e.g. content sync.
     std::vector<LDAPControl*> controls;
     bool paged = true;  // paged when the server supports it and no other control is given
-    // Paged, receive the next pages on a second thread while on_entry
-    // handles the ones before, so the server does not wait for the handler.
-    // Only for an on_entry that does not use the connection.
-    bool pipelined = false;
     // Called after each page with the entries returned so far.
     std::function<void(std::size_t entries)> on_page;
 };

@@ -466,12 +466,9 @@ Result<std::pair<std::vector<SourceUser>, std::vector<SourceGroup>>> read_direct
     std::vector<std::vector<std::string>> user_groups;           // memberOf mode: group DNs
     std::unordered_set<std::string> seen_ids;
 
-    // In memberOf mode the handler asks for the rest of a long memberOf
-    // (range retrieval), so it uses the connection and cannot be pipelined.
     SearchRequest user_search{.base = config.user_base,
                               .filter = config.user_filter,
                               .attributes = mapper.user_attributes(),
-                              .pipelined = !by_member_of,
                               .on_page = progress};
     auto read_users = connection.search(user_search, [&](Entry&& entry) -> Result<void> {
         auto user = mapper.user(entry, stats);

@@ -257,50 +257,6 @@ TEST_F(LdapSync, AnUnpagedSearchPastTheSizeLimitIsASizeLimitFailure) {
     EXPECT_LE(entries, 25U);
 }
 
-// A pipelined search hands over every entry in the server's order while
-// the next pages are received; a handler that fails ends it with the
-// handler's error, and the connection stays usable.
-TEST_F(LdapSync, APipelinedSearchKeepsOrderAndStopsAtAFailingHandler) {
-    start({.size_limit = 25});
-    add_users(*m_slapd, numbered_users(90));
-    m_config.page_size = 10;
-    auto password = read_secret_file(m_config.bind_password_file);
-    ASSERT_TRUE(password);
-    auto connection = Connection::open(m_config, *password);
-    ASSERT_TRUE(connection) << connection.error().message;
-    SearchRequest request{.base = m_config.user_base,
-                          .filter = "(objectClass=inetOrgPerson)",
-                          .attributes = {"mail"},
-                          .pipelined = true};
-    const auto dns_of = [&](const SearchRequest& search) {
-        std::vector<std::string> dns;
-        auto searched = connection->search(search, [&](Entry&& entry) -> Result<void> {
-            dns.push_back(entry.dn);
-            return {};
-        });
-        EXPECT_TRUE(searched) << searched.error().message;
-        EXPECT_GE(searched ? searched->pages : 0, 9U);
-        return dns;
-    };
-    const auto pipelined = dns_of(request);
-    EXPECT_GE(pipelined.size(), 90U);
-    SearchRequest in_turn = request;
-    in_turn.pipelined = false;
-    EXPECT_EQ(pipelined, dns_of(in_turn));
-
-    std::size_t handled = 0;
-    auto stopped = connection->search(request, [&](Entry&&) -> Result<void> {
-        if (++handled == 35) {
-            return failure(FailureKind::local, "the handler stopped");
-        }
-        return {};
-    });
-    ASSERT_FALSE(stopped);
-    EXPECT_EQ(stopped.error().message, "the handler stopped");
-    EXPECT_EQ(handled, 35U);
-    EXPECT_EQ(dns_of(request), pipelined);
-}
-
 TEST_F(LdapSync, MoreChangesThanTheSizeLimitAreReadInFull) {
     start({.size_limit = 25});
     add_users(*m_slapd, numbered_users(30));
