@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <chrono>
 #include <cstring>
@@ -2994,6 +2995,32 @@ MirrorDigest mirror_digest(const SourceGroup& group) {
         digester.add(member);
     }
     return digester.digest();
+}
+
+MirrorDigest mirror_set_digest(std::span<const SourceUser> users,
+                               std::span<const SourceGroup> groups) {
+    // Each record's digest binds its kind and id to its content; the sum of
+    // them does not depend on the order.
+    MirrorDigest sum;
+    const auto add = [&](std::string_view kind, std::string_view id, const MirrorDigest& content) {
+        std::array<char, 16> words{};
+        std::memcpy(words.data(), &content.low, 8);
+        std::memcpy(words.data() + 8, &content.high, 8);
+        Digester digester;
+        digester.add(kind);
+        digester.add(id);
+        digester.add(std::string_view(words.data(), words.size()));
+        const MirrorDigest record = digester.digest();
+        sum.low += record.low;
+        sum.high += record.high;
+    };
+    for (const auto& user : users) {
+        add("user", user.external_id, mirror_digest(user));
+    }
+    for (const auto& group : groups) {
+        add("group", group.external_id, mirror_digest(group));
+    }
+    return sum;
 }
 
 Expected<std::unordered_map<std::string, MirrorDigest>> Store::source_user_digests(

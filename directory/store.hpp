@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -63,6 +64,10 @@ struct MirrorDigest {
 };
 MirrorDigest mirror_digest(const SourceUser& user);
 MirrorDigest mirror_digest(const SourceGroup& group);
+// A digest of a whole mirror: every record with its id and what
+// mirror_digest covers, in any order (a record given twice counts twice).
+MirrorDigest mirror_set_digest(std::span<const SourceUser> users,
+                               std::span<const SourceGroup> groups);
 
 // Everything one source asserts, by name, for the sync planner to diff.
 struct SourceAssertions {

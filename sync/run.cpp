@@ -173,42 +173,31 @@ std::string settle_key(const mapping::Mapping& mapping, const SourceSpec& source
 struct Settle {
     std::string key;
     std::int64_t generation = 0;
+    std::string mirror;  // mirror_text of the fetch
 };
 
-// The counts of a settled plan that depend only on the mirror and the
-// mapping.
-std::string settled_summary_text(const PlanSummary& summary) {
-    return nlohmann::json{{"mapped_users", summary.mapped_users},
+// The digest of a fetch as a settled source records it.
+std::string mirror_text(const SourceData& data) {
+    const MirrorDigest digest = mirror_set_digest(data.users, data.groups);
+    return fmt::format("{:016x}{:016x}", digest.low, digest.high);
+}
+
+// What a settled source records: the digest of the fetch its plan was made
+// from (the mirror as written), and the counts of that plan that depend
+// only on the mirror and the mapping.
+std::string settled_summary_text(const PlanSummary& summary, const std::string& mirror) {
+    return nlohmann::json{{"mirror", mirror},
+                          {"mapped_users", summary.mapped_users},
                           {"unmapped_users", summary.unmapped_users},
                           {"invalid_emails", summary.invalid_emails}}
         .dump();
 }
 
-// True when `data` holds exactly the stored mirror: the same external ids,
-// each once, with the same digests. As many records as stored, each found
-// in the store and no stored record found twice, is the same set of ids.
-bool mirror_unchanged(const StoredDigests& old, const SourceData& data) {
-    if (data.users.size() != old.users.size() || data.groups.size() != old.groups.size()) {
-        return false;
-    }
-    std::vector<const void*> found_records;
-    found_records.reserve(data.users.size() + data.groups.size());
-    const auto unchanged = [&](const auto& stored, const auto& record) {
-        const auto found = stored.find(record.external_id);
-        if (found == stored.end() || found->second != mirror_digest(record)) {
-            return false;
-        }
-        found_records.push_back(&*found);
-        return true;
-    };
-    if (!std::ranges::all_of(data.users,
-                             [&](const auto& user) { return unchanged(old.users, user); }) ||
-        !std::ranges::all_of(data.groups,
-                             [&](const auto& group) { return unchanged(old.groups, group); })) {
-        return false;
-    }
-    std::ranges::sort(found_records);
-    return std::ranges::adjacent_find(found_records) == found_records.end();
+// Whether a settled source's record was made from a fetch with the digest
+// `mirror` (a record without one, from before digests were kept, was not).
+bool settled_with(const std::string& summary_text, const std::string& mirror) {
+    const auto summary = nlohmann::json::parse(summary_text, nullptr, false);
+    return summary.is_object() && summary.value("mirror", std::string()) == mirror;
 }
 
 // The empty plan of a settled source, with the counts recorded when it
@@ -403,7 +392,7 @@ Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const
             }
             if (settle && as_planned && plan.held.empty()) {
                 return tx.mark_settled(source.name, settle->key, settle->generation,
-                                       settled_summary_text(plan.summary));
+                                       settled_summary_text(plan.summary, settle->mirror));
             }
             return {};
         });
@@ -583,22 +572,9 @@ Expected<RunResult> run_full(Store& store, const mapping::Mapping& mapping,
         return std::unexpected(generation.error());
     }
     const std::string key = settle_key(mapping, source);
-    // A fetch is compared with digests of the stored mirror; only a run
-    // without one reads the mirror itself.
+    // A run without a fetch plans the stored mirror.
     std::optional<SourceData> mirror;
-    StoredDigests stored;
-    if (fetched) {
-        if (pre_read && pre_read->generation == *generation) {
-            stored = std::move(*pre_read);
-        } else {
-            auto read = read_stored_digests(store, source.name);
-            if (!read) {
-                return std::unexpected(read.error());
-            }
-            stored = std::move(*read);
-            generation = stored.generation;
-        }
-    } else {
+    if (!fetched) {
         auto read = stored_mirror(store, source.name);
         if (!read) {
             return std::unexpected(read.error());
@@ -626,26 +602,33 @@ Expected<RunResult> run_full(Store& store, const mapping::Mapping& mapping,
                                             source.name, fetched->incomplete),
                                 std::move(plan)});
     }
-    if (fetched && fetched->users.empty() && !stored.users.empty()) {
-        Plan plan;
-        plan.source = source.name;
-        return finish(RunResult{"failed",
-                                fmt::format("{} returned no users while its mirror has {}; "
-                                            "nothing was changed",
-                                            source.name, stored.users.size()),
-                                std::move(plan)});
+    if (fetched && fetched->users.empty()) {
+        auto mirrored = store.source_user_count(source.name);
+        if (!mirrored) {
+            return std::unexpected(mirrored.error());
+        }
+        if (*mirrored > 0) {
+            Plan plan;
+            plan.source = source.name;
+            return finish(RunResult{"failed",
+                                    fmt::format("{} returned no users while its mirror has {}; "
+                                                "nothing was changed",
+                                                source.name, *mirrored),
+                                    std::move(plan)});
+        }
     }
 
-    // Settled: the stored mirror is what was fetched, and the store has not
-    // changed since a plan of that mirror under the same key was empty (or
-    // was applied), so planning again would give nothing. The run stores
-    // the cursor and is recorded as an applied run without changes.
-    if (fetched && !key.empty() && mirror_unchanged(stored, *fetched)) {
+    // Settled: the fetch has the digest of the one a plan under the same
+    // key was made from and applied (so the mirror holds it), and the store
+    // has not changed since, so planning again would give nothing. The run
+    // stores the cursor and is recorded as an applied run without changes.
+    const std::string fetched_mirror = fetched && !key.empty() ? mirror_text(*fetched) : "";
+    if (!fetched_mirror.empty()) {
         auto summary = store.settled_summary(source.name, key, *generation);
         if (!summary) {
             return std::unexpected(summary.error());
         }
-        if (*summary) {
+        if (*summary && settled_with(**summary, fetched_mirror)) {
             auto plan = settled_plan(store, source, *fetched, **summary);
             if (!plan) {
                 return std::unexpected(plan.error());
@@ -670,6 +653,22 @@ Expected<RunResult> run_full(Store& store, const mapping::Mapping& mapping,
         }
     }
 
+    // A fetch is written over the stored mirror record by record: the
+    // stored records' digests say which it changes.
+    StoredDigests stored;
+    if (fetched) {
+        if (pre_read && pre_read->generation == *generation) {
+            stored = std::move(*pre_read);
+        } else {
+            auto read = read_stored_digests(store, source.name);
+            if (!read) {
+                return std::unexpected(read.error());
+            }
+            stored = std::move(*read);
+            generation = stored.generation;
+        }
+    }
+
     // Applied as planned in the common case; only when the store refuses
     // (a project would lose its last admin) is the plan settled with dry
     // runs and applied again.
@@ -688,8 +687,8 @@ Expected<RunResult> run_full(Store& store, const mapping::Mapping& mapping,
         };
     }
     std::optional<Settle> settle;
-    if (!key.empty()) {
-        settle = Settle{key, *generation};
+    if (!fetched_mirror.empty()) {
+        settle = Settle{key, *generation, fetched_mirror};
     }
     return execute(store, mapping, source, std::move(*plan), started, "full", write_mirror, options,
                    settle);

@@ -65,10 +65,12 @@ directory::Expected<RunResult> run_sync(directory::Store& store, const mapping::
                                         const std::optional<SourceData>& fetched,
                                         const RunOptions& options);
 
-// What a full run compares a fetch with: the digests of the stored mirror's
-// records (Store::source_user_digests, source_group_digests) and the store
+// What a full run that plans compares a fetch with, to rewrite only the
+// mirror records that changed: the digests of the stored mirror's records
+// (Store::source_user_digests, source_group_digests) and the store
 // generation read before them. A connector can read them on another thread
-// while it reads the source, and hand them to run_sync.
+// while it reads the source, and hand them to run_sync. (A settled source
+// needs none: its fetch is compared with the digest of the last one.)
 struct StoredDigests {
     std::int64_t generation = 0;
     std::unordered_map<std::string, directory::MirrorDigest> users;

@@ -1430,6 +1430,37 @@ TEST(MirrorDigestTest, NearRecordsDigestApart) {
     EXPECT_EQ(std::ranges::adjacent_find(digests), digests.end());
 }
 
+// A whole mirror's digest: the same records in another order digest the
+// same; a record changed, contents swapped between ids, a record given
+// twice instead of another, or one missing do not.
+TEST(MirrorDigestTest, AMirrorDigestsAsItsSetOfRecords) {
+    const std::vector<SourceUser> users{{"corp", "u1", "a@x.com", "A", true, "{}"},
+                                        {"corp", "u2", "b@x.com", "B", true, "{}"},
+                                        {"corp", "u3", "c@x.com", "C", false, "{}"}};
+    const std::vector<SourceGroup> groups{{"corp", "g1", "cn=g1", "{}", {"u1", "u2"}},
+                                          {"corp", "g2", "cn=g2", "{}", {}}};
+    const MirrorDigest digest = mirror_set_digest(users, groups);
+
+    std::vector<SourceUser> reordered(users.rbegin(), users.rend());
+    std::vector<SourceGroup> regrouped(groups.rbegin(), groups.rend());
+    regrouped[1].member_ids = {"u2", "u1"};
+    EXPECT_EQ(mirror_set_digest(reordered, regrouped), digest);
+
+    std::vector<std::vector<SourceUser>> other_users(4, users);
+    other_users[0][2].active = true;
+    std::swap(other_users[1][0].external_id, other_users[1][1].external_id);
+    other_users[2][2] = other_users[2][0];  // u1 twice, u3 gone
+    other_users[3].pop_back();
+    for (const auto& changed : other_users) {
+        EXPECT_NE(mirror_set_digest(changed, groups), digest);
+    }
+    std::vector<SourceGroup> other_groups = groups;
+    other_groups[0].member_ids.pop_back();
+    EXPECT_NE(mirror_set_digest(users, other_groups), digest);
+    EXPECT_NE(mirror_set_digest(users, {}), digest);
+    EXPECT_NE(mirror_set_digest({}, {}), digest);
+}
+
 TEST_F(StoreTest, ASettledSourceStaysSettledOnlyWhileNothingIsWritten) {
     auto generation = must(store().generation());
     EXPECT_EQ(must(store().settled_summary("corp", "k1", generation)), std::nullopt);
