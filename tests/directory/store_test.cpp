@@ -1430,6 +1430,19 @@ TEST(MirrorDigestTest, NearRecordsDigestApart) {
     EXPECT_EQ(std::ranges::adjacent_find(digests), digests.end());
 }
 
+// A group's members digest as a set, whether given sorted or not.
+TEST(MirrorDigestTest, GroupMembersDigestAsASet) {
+    const auto digest = [](std::vector<std::string> members) {
+        return mirror_digest(SourceGroup{"corp", "g1", "cn=g1", "{}", std::move(members)});
+    };
+    const MirrorDigest sorted = digest({"u1", "u2", "u3"});
+    EXPECT_EQ(digest({"u3", "u1", "u2"}), sorted);
+    EXPECT_EQ(digest({"u1", "u2", "u2", "u3"}), sorted);
+    EXPECT_EQ(digest({"u2", "u1", "u3", "u1"}), sorted);
+    EXPECT_NE(digest({"u1", "u2"}), sorted);
+    EXPECT_NE(digest({"u1", "u2", "u4"}), sorted);
+}
+
 // A whole mirror's digest: the same records in another order digest the
 // same; a record changed, contents swapped between ids, a record given
 // twice instead of another, or one missing do not.
