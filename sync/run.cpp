@@ -173,7 +173,7 @@ std::string settle_key(const mapping::Mapping& mapping, const SourceSpec& source
 struct Settle {
     std::string key;
     std::int64_t generation = 0;
-    std::string mirror;  // mirror_text of the fetch
+    std::string mirror;  // mirror_text of what was planned
 };
 
 // The digest of a fetch as a settled source records it.
@@ -182,9 +182,9 @@ std::string mirror_text(const SourceData& data) {
     return fmt::format("{:016x}{:016x}", digest.low, digest.high);
 }
 
-// What a settled source records: the digest of the fetch its plan was made
-// from (the mirror as written), and the counts of that plan that depend
-// only on the mirror and the mapping.
+// What a settled source records: the digest of the records its plan was
+// made from (the fetch, now the mirror, or the stored mirror), and the
+// counts of that plan that depend only on the mirror and the mapping.
 std::string settled_summary_text(const PlanSummary& summary, const std::string& mirror) {
     return nlohmann::json{{"mirror", mirror},
                           {"mapped_users", summary.mapped_users},
@@ -622,13 +622,15 @@ Expected<RunResult> run_full(Store& store, const mapping::Mapping& mapping,
     // key was made from and applied (so the mirror holds it), and the store
     // has not changed since, so planning again would give nothing. The run
     // stores the cursor and is recorded as an applied run without changes.
-    const std::string fetched_mirror = fetched && !key.empty() ? mirror_text(*fetched) : "";
-    if (!fetched_mirror.empty()) {
+    // A run of the stored mirror records its digest too, so that a later
+    // fetch of the same records is settled.
+    const std::string data_mirror = key.empty() ? std::string() : mirror_text(data);
+    if (fetched && !data_mirror.empty()) {
         auto summary = store.settled_summary(source.name, key, *generation);
         if (!summary) {
             return std::unexpected(summary.error());
         }
-        if (*summary && settled_with(**summary, fetched_mirror)) {
+        if (*summary && settled_with(**summary, data_mirror)) {
             auto plan = settled_plan(store, source, *fetched, **summary);
             if (!plan) {
                 return std::unexpected(plan.error());
@@ -687,8 +689,8 @@ Expected<RunResult> run_full(Store& store, const mapping::Mapping& mapping,
         };
     }
     std::optional<Settle> settle;
-    if (!fetched_mirror.empty()) {
-        settle = Settle{key, *generation, fetched_mirror};
+    if (!data_mirror.empty()) {
+        settle = Settle{key, *generation, data_mirror};
     }
     return execute(store, mapping, source, std::move(*plan), started, "full", write_mirror, options,
                    settle);

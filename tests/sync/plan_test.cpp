@@ -547,6 +547,24 @@ TEST_F(SyncTest, ASettledSourceIsNotPlannedAgainUntilSomethingChanges) {
     EXPECT_EQ(kinds(doubled_run.plan), kinds(doubled_plan)) << doubled_run.message;
 }
 
+// A run of the stored mirror settles the source too: a fetch of the same
+// records next is not planned (shown by a mapping change under the same
+// digest going unseen, as above).
+TEST_F(SyncTest, ARunOfTheStoredMirrorSettlesTheSource) {
+    m_mapping.digest = "v1";
+    ASSERT_EQ(sync(base_data()).result, "applied");
+    m_mapping.digest = "v2";
+    RunResult from_mirror =
+        must(run_sync(store(), m_mapping, k_corp, std::nullopt, RunOptions{}), "run_sync");
+    ASSERT_EQ(from_mirror.result, "applied") << from_mirror.message;
+    EXPECT_TRUE(from_mirror.plan.empty()) << to_text(from_mirror.plan);
+
+    m_mapping.orgs[0].grants.pop_back();
+    EXPECT_TRUE(sync(base_data()).plan.empty());
+    m_mapping.digest = "v3";
+    EXPECT_FALSE(sync(base_data(), /*force=*/true).plan.empty());
+}
+
 // Digests read before a later write are not trusted: the run reads them
 // again, so the mirror ends up as fetched.
 TEST_F(SyncTest, StoredDigestsReadBeforeAWriteAreReadAgain) {
