@@ -176,7 +176,8 @@ struct Settle {
     std::string mirror;  // mirror_text of what was planned
 };
 
-// The digest of a fetch as a settled source records it.
+// The digest of a source's records (a fetch or the stored mirror) as a
+// settled source records it.
 std::string mirror_text(const SourceData& data) {
     const MirrorDigest digest = mirror_set_digest(data.users, data.groups);
     return fmt::format("{:016x}{:016x}", digest.low, digest.high);
@@ -193,7 +194,7 @@ std::string settled_summary_text(const PlanSummary& summary, const std::string& 
         .dump();
 }
 
-// Whether a settled source's record was made from a fetch with the digest
+// Whether a settled source's record was made from records with the digest
 // `mirror` (a record without one, from before digests were kept, was not).
 bool settled_with(const std::string& summary_text, const std::string& mirror) {
     const auto summary = nlohmann::json::parse(summary_text, nullptr, false);
