@@ -2991,17 +2991,12 @@ MirrorDigest mirror_digest(const SourceGroup& group) {
     Digester digester;
     digester.add(group.name);
     digester.add(stored_attributes(group.attributes));
-    // Connectors mostly give members sorted and unique already.
-    if (std::ranges::adjacent_find(group.member_ids, std::greater_equal<>()) ==
-        group.member_ids.end()) {
-        for (const auto& member : group.member_ids) {
-            digester.add(member);
-        }
-        return digester.digest();
-    }
     std::vector<std::string_view> members(group.member_ids.begin(), group.member_ids.end());
-    std::sort(members.begin(), members.end());
-    members.erase(std::unique(members.begin(), members.end()), members.end());
+    // Connectors mostly give members sorted and unique already.
+    if (std::ranges::adjacent_find(members, std::greater_equal<>()) != members.end()) {
+        std::sort(members.begin(), members.end());
+        members.erase(std::unique(members.begin(), members.end()), members.end());
+    }
     for (auto member : members) {
         digester.add(member);
     }
