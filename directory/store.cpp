@@ -81,6 +81,13 @@ std::string_view members_column(SQLite::Statement& q, int index) {
     return data == nullptr ? std::string_view() : std::string_view(data, size);
 }
 
+// The text in column `index` of the current row, valid until the next step.
+std::string_view text_column(SQLite::Statement& q, int index) {
+    auto column = q.getColumn(index);
+    const char* data = column.getText();
+    return {data, static_cast<std::size_t>(column.getBytes())};
+}
+
 std::vector<std::string> unpack_members(std::string_view packed) {
     std::vector<std::string> ids;
     for_each_member(packed, [&](std::string_view id) { ids.emplace_back(id); });
@@ -2592,7 +2599,8 @@ Expected<SourceAssertions> Store::source_assertions(std::string_view source) con
                 "orgs o ON o.id = a.org_id JOIN users u ON u.id = a.user_id WHERE a.source = ?",
                 source);
             while (q.executeStep()) {
-                state.members.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(),
+                state.members.push_back({state.names.intern(text_column(q, 0)),
+                                         state.names.intern(text_column(q, 1)),
                                          parse_user_type(q.getColumn(2).getString()).value(),
                                          parse_org_role(q.getColumn(3).getString()).value()});
             }
@@ -2604,9 +2612,9 @@ Expected<SourceAssertions> Store::source_assertions(std::string_view source) con
                 "WHERE m.source = ?",
                 source);
             while (q.executeStep()) {
-                state.group_members.push_back({q.getColumn(0).getString(),
-                                               q.getColumn(1).getString(),
-                                               q.getColumn(2).getString()});
+                state.group_members.push_back({state.names.intern(text_column(q, 0)),
+                                               state.names.intern(text_column(q, 1)),
+                                               state.names.intern(text_column(q, 2))});
             }
         }
         {
@@ -2668,6 +2676,17 @@ Expected<std::vector<UserState>> Store::list_users() const {
                                       q.getColumn(2).getInt() != 0});
         }
         return users;
+    });
+}
+
+Expected<StringSet> Store::inactive_users() const {
+    return m_impl->read([&](Db& db) -> Expected<StringSet> {
+        StringSet emails;
+        auto& q = db.query("SELECT email FROM users WHERE active = 0");
+        while (q.executeStep()) {
+            emails.emplace(text_column(q, 0));
+        }
+        return emails;
     });
 }
 
@@ -2864,7 +2883,8 @@ Expected<SourceAssertions> Store::source_assertions_for(
                     "WHERE u.email = ?1",
                     email, source);
                 while (q.executeStep()) {
-                    state.members.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(),
+                    state.members.push_back({state.names.intern(text_column(q, 0)),
+                                             state.names.intern(text_column(q, 1)),
                                              parse_user_type(q.getColumn(2).getString()).value(),
                                              parse_org_role(q.getColumn(3).getString()).value()});
                 }
@@ -2876,9 +2896,9 @@ Expected<SourceAssertions> Store::source_assertions_for(
                 "AND m.source = ?2",
                 email, source);
             while (q.executeStep()) {
-                state.group_members.push_back({q.getColumn(0).getString(),
-                                               q.getColumn(1).getString(),
-                                               q.getColumn(2).getString()});
+                state.group_members.push_back({state.names.intern(text_column(q, 0)),
+                                               state.names.intern(text_column(q, 1)),
+                                               state.names.intern(text_column(q, 2))});
             }
         }
         for (const auto& name : distinct(group_names)) {

@@ -27,6 +27,7 @@
 
 #include "directory/error.hpp"
 #include "directory/model.hpp"
+#include "directory/names.hpp"
 #include "directory/snapshot.hpp"
 
 namespace SQLite {
@@ -69,18 +70,21 @@ MirrorDigest mirror_digest(const SourceGroup& group);
 MirrorDigest mirror_set_digest(std::span<const SourceUser> users,
                                std::span<const SourceGroup> groups);
 
-// Everything one source asserts, by name, for the sync planner to diff.
+// Everything one source asserts, by name, for the sync planner to diff. A
+// source asserts hundreds of thousands of memberships over a few orgs and
+// groups: the memberships hold names (`names[member.email]`), not strings.
 struct SourceAssertions {
+    Names names;  // the members' and group members' orgs, groups and addresses
     struct Member {
-        std::string org;
-        std::string email;
+        Names::Id org = 0;
+        Names::Id email = 0;
         UserType user_type = UserType::external;
         OrgRole role = OrgRole::guest;
     };
     struct GroupMember {
-        std::string org;
-        std::string group;
-        std::string email;
+        Names::Id org = 0;
+        Names::Id group = 0;
+        Names::Id email = 0;
     };
     struct GroupGrant {
         std::string org;
@@ -374,6 +378,8 @@ class Store {
     Expected<std::vector<AuditEvent>> audit_events(std::int64_t after_id, int limit) const;
     Expected<SourceAssertions> source_assertions(std::string_view source) const;
     Expected<std::vector<UserState>> list_users() const;
+    // The addresses of the accounts that are disabled.
+    Expected<StringSet> inactive_users() const;
     // Canonical addresses that a source other than `source` mirrors as
     // disabled, each with those sources (which of them may disable the
     // account is the mapping's to say: mapping::speaks_for_account).

@@ -308,7 +308,9 @@ Expected<Plan> make_delta_plan(const directory::Store& store, const mapping::Map
     state.assertions = std::move(*assertions);
     state.known = std::move(known);
     for (const auto& user : *users) {
-        state.active_now.emplace(user.email, user.active);
+        if (!user.active) {
+            state.inactive_now.insert(user.email);
+        }
     }
     state.disabled = std::move(*disabled);
     state.members_by_org = std::move(*counts);

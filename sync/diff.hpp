@@ -9,7 +9,6 @@
 #include <map>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "directory/store.hpp"
 #include "mapping/mapping.hpp"
@@ -21,7 +20,7 @@ namespace orgsync::sync::detail {
 struct StoreState {
     directory::SourceAssertions assertions;              // what the source asserts
     std::unordered_map<std::string, std::string> known;  // the source's user ids → address
-    std::unordered_map<std::string, bool> active_now;    // address → active, of existing users
+    directory::StringSet inactive_now;      // addresses of the existing accounts that are disabled
     directory::Store::DisabledBy disabled;  // addresses other sources mirror disabled, by whom
     // Every membership the source asserts, by org (for the deletion guard,
     // whatever part of the mirror is diffed).

@@ -30,39 +30,40 @@ constexpr std::array<std::string_view, 18> k_change_names{
     "add_fallback_admin", "change_email",
 };
 
-// Keys of the diff's hash maps: the fields joined by NUL, which sorts like
-// the tuple of the fields (no field holds a NUL), so changes keep the order
-// of the ordered maps they came from.
-std::string key_of(std::string_view a, std::string_view b) {
-    std::string key;
-    key.reserve(a.size() + b.size() + 1);
-    key.append(a).push_back('\0');
-    key.append(b);
-    return key;
+using directory::Names;
+using Name = Names::Id;
+
+// A membership's (org, address) as one integer.
+std::uint64_t member_key(Name org, Name email) {
+    return std::uint64_t{org} << 32 | email;
+}
+Name org_in(std::uint64_t key) {
+    return static_cast<Name>(key >> 32);
+}
+Name email_in(std::uint64_t key) {
+    return static_cast<Name>(key);
 }
 
-std::string key_of(std::string_view a, std::string_view b, std::string_view c) {
-    std::string key;
-    key.reserve(a.size() + b.size() + c.size() + 2);
-    key.append(a).push_back('\0');
-    key.append(b).push_back('\0');
-    key.append(c);
-    return key;
-}
+struct GroupMemberKey {
+    Name org = 0;
+    Name group = 0;
+    Name email = 0;
+    auto operator<=>(const GroupMemberKey&) const = default;
+};
 
-// The fields of a key_of key.
-std::array<std::string, 3> fields_of(std::string_view key) {
-    std::array<std::string, 3> fields;
-    std::size_t field = 0;
-    for (char c : key) {
-        if (c == '\0' && field < 2) {
-            ++field;
-        } else {
-            fields[field].push_back(c);
-        }
+// Changes go out in the order of their fields' texts, org first, whatever
+// the order of the names.
+struct TextOrder {
+    const Names& names;
+    bool operator()(std::uint64_t a, std::uint64_t b) const {
+        return std::pair(names[org_in(a)], names[email_in(a)]) <
+               std::pair(names[org_in(b)], names[email_in(b)]);
     }
-    return fields;
-}
+    bool operator()(const GroupMemberKey& a, const GroupMemberKey& b) const {
+        return std::tuple(names[a.org], names[a.group], names[a.email]) <
+               std::tuple(names[b.org], names[b.group], names[b.email]);
+    }
+};
 
 // The address as the store keys it; most addresses a directory holds are
 // canonical already, which is cheap to check.
@@ -72,6 +73,15 @@ std::optional<std::string> canonical(const std::string& email) {
     }
     auto checked = directory::canonical_email(email);
     return checked ? std::optional<std::string>(std::move(*checked)) : std::nullopt;
+}
+
+// The name of the address as the store keys it, without a copy of a
+// canonical one.
+std::optional<Name> canonical_name(Names& names, const std::string& email) {
+    if (directory::is_canonical_email(email)) {
+        return names.intern(email);
+    }
+    return canonical(email).transform([&](const std::string& text) { return names.intern(text); });
 }
 
 // Why a member is wanted; rendered as text only for the changes a plan
@@ -104,18 +114,17 @@ struct DesiredMember {
 using GrantKey = std::tuple<std::string, std::string, std::string, std::string>;
 
 struct Desired {
-    std::unordered_map<std::string, DesiredMember> members;  // key_of(org, email)
-    std::set<std::pair<std::string, std::string>> groups;    // (org, group)
-    std::unordered_set<std::string> group_members;           // key_of(org, group, email)
+    std::unordered_map<std::uint64_t, DesiredMember> members;  // member_key(org, email)
+    std::set<std::pair<std::string, std::string>> groups;      // (org, group)
+    std::vector<GroupMemberKey> group_members;                 // sorted, unique
     std::map<GrantKey, Level> grants;
-    std::unordered_map<std::string, bool> active;  // email → active, for mapped users
+    std::unordered_map<Name, bool> active;  // address → active, for mapped users
 };
 
 // Joins `org` with at least `role`; the type is the highest seen.
-DesiredMember* join(Desired& desired, const std::string& org, const std::string& email,
-                    const directory::SourceUser& user, UserType type, OrgRole role,
-                    const Why& why) {
-    auto [it, inserted] = desired.members.try_emplace(key_of(org, email));
+DesiredMember* join(Desired& desired, Name org, Name email, const directory::SourceUser& user,
+                    UserType type, OrgRole role, const Why& why) {
+    auto [it, inserted] = desired.members.try_emplace(member_key(org, email));
     DesiredMember& member = it->second;
     if (inserted) {
         member = DesiredMember{type, role, &user, why};
@@ -138,8 +147,10 @@ UserType outside_type(const std::optional<mapping::DomainMatch>& home) {
     return UserType::external;
 }
 
+// The memberships `data` should assert; its addresses, orgs and groups are
+// named in `names`.
 Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const SourceData& data,
-               PlanSummary& summary) {
+               Names& names, PlanSummary& summary) {
     Desired desired;
     const bool scim = source.type == "scim";
     summary.mirror_users = data.users.size();
@@ -163,6 +174,14 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
         }
     }
     const mapping::OrgMapping* bound = scim ? mapping.find_org(source.org) : nullptr;
+    std::vector<Name> org_names;  // by index in mapping.orgs
+    org_names.reserve(mapping.orgs.size());
+    for (const auto& org : mapping.orgs) {
+        org_names.push_back(names.intern(org.slug));
+    }
+    auto name_of = [&](const mapping::OrgMapping* org) {
+        return org_names[static_cast<std::size_t>(org - mapping.orgs.data())];
+    };
 
     // Only groups that a rule names bring users in.
     std::unordered_map<std::string_view, std::vector<const directory::SourceGroup*>> groups_of;
@@ -174,10 +193,8 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
         }
     }
 
-    // external id → canonical email; the strings live in `emails`.
-    std::vector<std::string> emails;
-    emails.reserve(data.users.size());
-    std::unordered_map<std::string_view, const std::string*> email_of;
+    // external id → canonical address
+    std::unordered_map<std::string_view, Name> email_of;
     email_of.reserve(data.users.size());
     std::unordered_map<std::string, std::optional<mapping::DomainMatch>, directory::StringHash,
                        std::equal_to<>>
@@ -186,14 +203,14 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
     desired.active.reserve(data.users.size());
     std::vector<DesiredMember*> joined;
     for (const auto& user : data.users) {
-        auto email = canonical(user.email);
+        auto email = canonical_name(names, user.email);
         if (!email) {
             ++summary.invalid_emails;
             continue;
         }
-        const std::string& address = emails.emplace_back(std::move(*email));
-        email_of.emplace(user.external_id, &address);
-        std::string_view domain = directory::email_domain(address);
+        const Name address = *email;
+        email_of.emplace(user.external_id, address);
+        std::string_view domain = directory::email_domain(names[address]);
         auto found_domain = domains.find(domain);
         if (found_domain == domains.end()) {
             found_domain =
@@ -216,7 +233,7 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
         const mapping::OrgMapping* first = scim ? bound : (home ? home->org : nullptr);
         if (first != nullptr) {
             bool home_org = home && home->org == first;
-            joined.push_back(join(desired, first->slug, address, user, type_in(first),
+            joined.push_back(join(desired, name_of(first), address, user, type_in(first),
                                   home_org ? home->rule->role : OrgRole::guest,
                                   home_org ? Why{Why::Kind::domain, &home->rule->name, {}}
                                            : Why{Why::Kind::pushed, nullptr, {}}));
@@ -224,8 +241,9 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
         if (auto found = groups_of.find(user.external_id); found != groups_of.end()) {
             for (const auto* group : found->second) {
                 for (const auto& rule : rules_by_group.find(group->name)->second) {
-                    joined.push_back(join(desired, rule.org->slug, address, user, type_in(rule.org),
-                                          rule.role, Why{Why::Kind::group, &group->name, {}}));
+                    joined.push_back(join(desired, name_of(rule.org), address, user,
+                                          type_in(rule.org), rule.role,
+                                          Why{Why::Kind::group, &group->name, {}}));
                 }
             }
         }
@@ -267,14 +285,20 @@ Desired derive(const mapping::Mapping& mapping, const SourceSpec& source, const 
     desired.group_members.reserve(named_members);
     for (const auto& [key, group] : by_name) {
         desired.groups.insert(key);
+        const Name org = names.intern(key.first);
+        const Name group_name = names.intern(key.second);
         for (const auto& member : group->member_ids) {
             auto email = email_of.find(member);
             if (email != email_of.end() &&
-                desired.members.contains(key_of(key.first, *email->second))) {
-                desired.group_members.insert(key_of(key.first, key.second, *email->second));
+                desired.members.contains(member_key(org, email->second))) {
+                desired.group_members.push_back({org, group_name, email->second});
             }
         }
     }
+    std::sort(desired.group_members.begin(), desired.group_members.end());
+    desired.group_members.erase(
+        std::unique(desired.group_members.begin(), desired.group_members.end()),
+        desired.group_members.end());
     for (const auto& org : mapping.orgs) {
         for (const auto& rule : org.grants) {
             if (rule.source != source.name || !by_name.contains({org.slug, rule.group})) {
@@ -433,21 +457,25 @@ directory::Expected<Plan> make_plan(const directory::Store& store, const mapping
         return std::unexpected(current.error());
     }
     auto known = store.external_ids(source.name, "id");
-    auto users = store.list_users();
     auto disabled = store.disabled_elsewhere(source.name);
-    if (!known || !users || !disabled) {
-        return std::unexpected(!known ? known.error() : !users ? users.error() : disabled.error());
+    if (!known || !disabled) {
+        return std::unexpected(!known ? known.error() : disabled.error());
     }
     detail::StoreState state;
     state.assertions = std::move(*current);
     state.known = std::move(*known);
-    state.active_now.reserve(users->size());
-    for (const auto& user : *users) {
-        state.active_now.emplace(user.email, user.active);
+    auto inactive = store.inactive_users();
+    if (!inactive) {
+        return std::unexpected(inactive.error());
     }
+    state.inactive_now = std::move(*inactive);
     state.disabled = std::move(*disabled);
+    std::unordered_map<Name, std::size_t> members_by_org;
     for (const auto& member : state.assertions.members) {
-        ++state.members_by_org[member.org];
+        ++members_by_org[member.org];
+    }
+    for (const auto& [org, count] : members_by_org) {
+        state.members_by_org.emplace(state.assertions.names[org], count);
     }
     return detail::diff(store, mapping, source, data, std::move(state));
 }
@@ -461,85 +489,110 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
     if (auto structure = plan_structure(store, mapping, plan); !structure) {
         return std::unexpected(structure.error());
     }
-    Desired desired = derive(mapping, source, data, plan.summary);
-    const directory::SourceAssertions* current = &state.assertions;
+    Names& names = state.assertions.names;
+    Desired desired = derive(mapping, source, data, names, plan.summary);
+    const directory::SourceAssertions& current = state.assertions;
     for (const auto& [org, count] : state.members_by_org) {
         plan.summary.source_members += count;
     }
     plan.summary.source_members_by_org = state.members_by_org;
+    const TextOrder in_text_order{names};
 
     // Users the source knows by id under another address: the address
     // changes first, and what the source asserted for them is compared
     // under the new one.
-    const auto& known = state.known;
-    auto& active_now = state.active_now;
-    std::unordered_map<std::string, std::string> renamed;  // old address → new
+    std::vector<std::pair<const std::string*, std::string>> moves;  // old address, new
     for (const auto& user : data.users) {
-        auto was = known.find(user.external_id);
-        if (was == known.end()) {
+        auto was = state.known.find(user.external_id);
+        if (was == state.known.end()) {
             continue;
         }
-        auto email = canonical(user.email);
-        if (!email || was->second == *email || active_now.contains(*email)) {
-            continue;  // unchanged, or the new address is someone else's
+        if (auto email = canonical(user.email); email && was->second != *email) {
+            moves.emplace_back(&was->second, std::move(*email));
         }
-        renamed.emplace(was->second, *email);
-        plan.changes.push_back(Change({.kind = ChangeKind::change_email,
-                                       .email = *email,
-                                       .previous_email = was->second,
-                                       .why = fmt::format("new address in {}", source.name)}));
     }
-    auto now_known_as = [&renamed](const std::string& email) -> const std::string& {
+    std::unordered_map<Name, Name> renamed;  // old address → new
+    if (!moves.empty()) {
+        std::vector<std::string> targets;
+        for (const auto& [was, now] : moves) {
+            targets.push_back(now);
+        }
+        auto taken = store.find_users(targets);
+        if (!taken) {
+            return std::unexpected(taken.error());
+        }
+        directory::StringSet someone_elses;
+        for (auto& user : *taken) {
+            someone_elses.insert(std::move(user.email));
+        }
+        for (const auto& [was, now] : moves) {
+            if (someone_elses.contains(now)) {
+                continue;
+            }
+            renamed.emplace(names.intern(*was), names.intern(now));
+            plan.changes.push_back(Change({.kind = ChangeKind::change_email,
+                                           .email = now,
+                                           .previous_email = *was,
+                                           .why = fmt::format("new address in {}", source.name)}));
+        }
+    }
+    auto now_known_as = [&renamed](Name email) {
         auto found = renamed.find(email);
         return found == renamed.end() ? email : found->second;
     };
-    // Changes found in hash maps go out in the order of their keys.
-    auto by_key = [](const std::string* a, const std::string* b) { return *a < *b; };
-    std::vector<const std::string*> keys;
 
     // Memberships: add and change first, removals (with the demotion of an
     // admin recorded as its own step, invariant 4) after grants.
-    std::unordered_map<std::string, const directory::SourceAssertions::Member*> asserted;
-    asserted.reserve(current->members.size());
-    for (const auto& member : current->members) {
-        asserted[key_of(member.org, now_known_as(member.email))] = &member;
+    std::unordered_map<std::uint64_t, const directory::SourceAssertions::Member*> asserted;
+    asserted.reserve(current.members.size());
+    for (const auto& member : current.members) {
+        asserted[member_key(member.org, now_known_as(member.email))] = &member;
     }
+    std::vector<std::uint64_t> keys;
     for (const auto& [key, want] : desired.members) {
         auto have = asserted.find(key);
         if (have == asserted.end() || have->second->user_type != want.user_type ||
             have->second->role != want.role) {
-            keys.push_back(&key);
+            keys.push_back(key);
         }
     }
-    std::sort(keys.begin(), keys.end(), by_key);
-    std::unordered_set<std::string> have_group_members;
-    have_group_members.reserve(current->group_members.size());
-    for (const auto& member : current->group_members) {
-        have_group_members.insert(key_of(member.org, member.group, now_known_as(member.email)));
-    }
-    std::vector<const std::string*> group_keys;
-    for (const auto& key : desired.group_members) {
-        if (!have_group_members.contains(key)) {
-            group_keys.push_back(&key);
+    std::sort(keys.begin(), keys.end(), in_text_order);
+    std::vector<std::pair<std::uint64_t, const directory::SourceAssertions::Member*>> gone;
+    for (const auto& [key, have] : asserted) {
+        if (!desired.members.contains(key)) {
+            gone.emplace_back(key, have);
         }
     }
-    std::sort(group_keys.begin(), group_keys.end(), by_key);
+    std::sort(gone.begin(), gone.end(),
+              [&](const auto& a, const auto& b) { return in_text_order(a.first, b.first); });
+    std::vector<GroupMemberKey> have_group_members;
+    have_group_members.reserve(current.group_members.size());
+    for (const auto& member : current.group_members) {
+        have_group_members.push_back({member.org, member.group, now_known_as(member.email)});
+    }
+    std::sort(have_group_members.begin(), have_group_members.end());
+    have_group_members.erase(std::unique(have_group_members.begin(), have_group_members.end()),
+                             have_group_members.end());
+    std::vector<GroupMemberKey> group_adds;
+    std::ranges::set_difference(desired.group_members, have_group_members,
+                                std::back_inserter(group_adds));
+    std::sort(group_adds.begin(), group_adds.end(), in_text_order);
+    std::vector<GroupMemberKey> group_removals;
+    std::ranges::set_difference(have_group_members, desired.group_members,
+                                std::back_inserter(group_removals));
+    std::sort(group_removals.begin(), group_removals.end(), in_text_order);
     // A first sync emits hundreds of thousands of changes: growing the
-    // vector would hold two copies at once. Room for every change this plan
-    // can still emit (capacity never written costs address space, not
-    // memory).
-    plan.changes.reserve(plan.changes.size() + keys.size() + group_keys.size() +
-                         desired.groups.size() + desired.grants.size() + current->grants.size() +
-                         current->group_members.size() + 2 * current->members.size() +
-                         desired.active.size());
-    for (const std::string* key : keys) {
-        const DesiredMember& want = desired.members.find(*key)->second;
-        auto have = asserted.find(*key);
-        auto [org, email, unused] = fields_of(*key);
+    // vector would hold two copies at once.
+    plan.changes.reserve(plan.changes.size() + keys.size() + group_adds.size() +
+                         group_removals.size() + desired.groups.size() + desired.grants.size() +
+                         current.grants.size() + 2 * gone.size() + desired.active.size());
+    for (std::uint64_t key : keys) {
+        const DesiredMember& want = desired.members.find(key)->second;
+        auto have = asserted.find(key);
         if (have == asserted.end()) {
             plan.changes.push_back(Change({.kind = ChangeKind::add_member,
-                                           .org = std::move(org),
-                                           .email = std::move(email),
+                                           .org = names[org_in(key)],
+                                           .email = names[email_in(key)],
                                            .user_type = want.user_type,
                                            .role = want.role,
                                            .external_id = want.user->external_id,
@@ -547,8 +600,8 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
                                            .why = want.why.text(source.name)}));
         } else {
             plan.changes.push_back(Change({.kind = ChangeKind::change_member,
-                                           .org = std::move(org),
-                                           .email = std::move(email),
+                                           .org = names[org_in(key)],
+                                           .email = names[email_in(key)],
                                            .user_type = want.user_type,
                                            .role = want.role,
                                            .from_type = have->second->user_type,
@@ -556,22 +609,12 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
                                            .why = want.why.text(source.name)}));
         }
     }
-    keys.clear();
-    std::vector<std::pair<std::string, const directory::SourceAssertions::Member*>> gone;
-    for (const auto& [key, have] : asserted) {
-        if (!desired.members.contains(key)) {
-            gone.emplace_back(key, have);
-        }
-    }
-    std::sort(gone.begin(), gone.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<Change> removals;
     for (const auto& [key, have] : gone) {
-        auto [org, email, unused] = fields_of(key);
         if (have->role == OrgRole::admin) {
             removals.push_back(Change({.kind = ChangeKind::change_member,
-                                       .org = org,
-                                       .email = email,
+                                       .org = names[org_in(key)],
+                                       .email = names[email_in(key)],
                                        .user_type = have->user_type,
                                        .role = OrgRole::member,
                                        .from_type = have->user_type,
@@ -580,8 +623,8 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
                                        .before_removal = true}));
         }
         removals.push_back(Change({.kind = ChangeKind::remove_member,
-                                   .org = std::move(org),
-                                   .email = std::move(email),
+                                   .org = names[org_in(key)],
+                                   .email = names[email_in(key)],
                                    .user_type = have->user_type,
                                    .role = have->role,
                                    .why = fmt::format("no longer stated by {}", source.name)}));
@@ -615,18 +658,17 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
         }
     }
     const std::string member_why = fmt::format("member in {}", source.name);
-    for (const std::string* key : group_keys) {
-        auto [org, group, email] = fields_of(*key);
+    for (const auto& key : group_adds) {
         plan.changes.push_back(Change({.kind = ChangeKind::add_group_member,
-                                       .org = std::move(org),
-                                       .email = std::move(email),
-                                       .group = std::move(group),
+                                       .org = names[key.org],
+                                       .email = names[key.email],
+                                       .group = names[key.group],
                                        .why = member_why}));
     }
 
     // Grants.
     std::map<GrantKey, Level> have_grants;
-    for (const auto& grant : current->grants) {
+    for (const auto& grant : current.grants) {
         have_grants[{grant.org, grant.group, grant.project, grant.dataset}] = grant.level;
     }
     for (const auto& [key, level] : desired.grants) {
@@ -658,18 +700,11 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
         }
     }
     const std::string not_member_why = fmt::format("not a member in {}", source.name);
-    for (const auto& key : have_group_members) {
-        if (!desired.group_members.contains(key)) {
-            keys.push_back(&key);
-        }
-    }
-    std::sort(keys.begin(), keys.end(), by_key);
-    for (const std::string* key : keys) {
-        auto [org, group, email] = fields_of(*key);
+    for (const auto& key : group_removals) {
         plan.changes.push_back(Change({.kind = ChangeKind::remove_group_member,
-                                       .org = std::move(org),
-                                       .email = std::move(email),
-                                       .group = std::move(group),
+                                       .org = names[key.org],
+                                       .email = names[key.email],
+                                       .group = names[key.group],
                                        .why = not_member_why}));
     }
     plan.changes.insert(plan.changes.end(), std::make_move_iterator(removals.begin()),
@@ -677,47 +712,48 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
 
     // Accounts the source disables or enables again.
     for (const auto& [was, now] : renamed) {
-        if (auto found = active_now.find(was); found != active_now.end()) {
-            active_now.emplace(now, found->second);
+        if (state.inactive_now.contains(names[was])) {
+            state.inactive_now.emplace(names[now]);
         }
     }
     // An account is active only while no source that knows it, and speaks
     // for it, says it is disabled: a source never re-enables what another disables, so two
     // sources that disagree do not flip it back and forth.
-    std::unordered_set<std::string> disabled;
+    std::unordered_set<Name> disabled;
     for (const auto& [email, sources] : state.disabled) {
-        if (std::ranges::any_of(sources, [&](const std::string& other) {
+        auto name = names.find(email);
+        if (name && std::ranges::any_of(sources, [&](const std::string& other) {
                 return mapping::speaks_for_account(mapping, other, email);
             })) {
-            disabled.insert(email);
+            disabled.insert(*name);
         }
     }
-    std::vector<std::pair<std::string, bool>> flips;  // email, stated active
+    std::vector<std::pair<Name, bool>> flips;  // address, stated active
     for (const auto& [email, stated] : desired.active) {
         bool active = stated && !disabled.contains(email);
-        auto now = active_now.find(email);
-        bool currently = now == active_now.end() || now->second;
+        bool currently = !state.inactive_now.contains(names[email]);
         if (currently != active) {
             flips.emplace_back(email, stated);
         }
     }
-    std::sort(flips.begin(), flips.end());
-    std::unordered_map<std::string, std::vector<std::string>> orgs_of;
+    std::sort(flips.begin(), flips.end(),
+              [&](const auto& a, const auto& b) { return names[a.first] < names[b.first]; });
+    std::unordered_map<Name, std::vector<Name>> orgs_of;
     if (!flips.empty()) {
-        for (const auto& member : current->members) {
+        for (const auto& member : current.members) {
             orgs_of[now_known_as(member.email)].push_back(member.org);
         }
     }
     for (const auto& [email, stated] : flips) {
         bool active = stated && !disabled.contains(email);
         if (!active) {
-            for (const auto& org : orgs_of[email]) {
-                ++plan.summary.deactivations_by_org[org];
+            for (Name org : orgs_of[email]) {
+                ++plan.summary.deactivations_by_org[std::string(names[org])];
             }
         }
         plan.changes.push_back(
             Change({.kind = active ? ChangeKind::reactivate_user : ChangeKind::deactivate_user,
-                    .email = email,
+                    .email = names[email],
                     .why = active   ? fmt::format("enabled in {}", source.name)
                            : stated ? "disabled in another source"
                                     : fmt::format("disabled in {}", source.name)}));

@@ -418,6 +418,26 @@ TEST_F(SyncTest, AnAddressChangeInTheSourceRenamesTheUser) {
     EXPECT_TRUE(plan(next).empty());
 }
 
+TEST_F(SyncTest, AnAddressChangeToAnotherAccountsAddressIsNoRename) {
+    ASSERT_EQ(sync(base_data()).result, "applied");
+    SourceData next = base_data();
+    next.users[1].email = "dan@acme.com";  // bob, id u2, states dan's address
+    Plan taken = plan(next);
+    auto found = kinds(taken);
+    EXPECT_EQ(std::count(found.begin(), found.end(), "change_email"), 0) << to_text(taken);
+    EXPECT_NE(to_text(taken).find("- member Bob@acme.com from acme"), std::string::npos)
+        << to_text(taken);
+}
+
+TEST_F(SyncTest, ADisabledUserWhoseAddressChangesIsNotDisabledAgain) {
+    SourceData data = base_data();
+    data.users[1].active = false;  // bob
+    ASSERT_EQ(sync(data).result, "applied");
+    data.users[1].email = "robert@acme.com";
+    Plan renamed = plan(data);
+    EXPECT_EQ(kinds(renamed), (std::vector<std::string>{"change_email"})) << to_text(renamed);
+}
+
 TEST_F(SyncTest, TheGuardCoversOrgsTheMappingNoLongerDeclares) {
     ASSERT_EQ(sync(base_data()).result, "applied");
     m_mapping.orgs[0].slug = "acme-renamed";  // a mistake: acme's members would all go
