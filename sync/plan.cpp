@@ -490,7 +490,6 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
         return std::unexpected(structure.error());
     }
     Names& names = state.assertions.names;
-    Desired desired = derive(mapping, source, data, names, plan.summary);
     const directory::SourceAssertions& current = state.assertions;
     for (const auto& [org, count] : state.members_by_org) {
         plan.summary.source_members += count;
@@ -536,6 +535,8 @@ directory::Expected<Plan> diff(const directory::Store& store, const mapping::Map
                                            .why = fmt::format("new address in {}", source.name)}));
         }
     }
+    state.known = {};  // a hundred thousand ids and addresses, not needed again
+    Desired desired = derive(mapping, source, data, names, plan.summary);
     auto now_known_as = [&renamed](Name email) {
         auto found = renamed.find(email);
         return found == renamed.end() ? email : found->second;
