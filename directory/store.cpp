@@ -11,11 +11,13 @@
 #include <cstring>
 #include <ctime>
 #include <functional>
+#include <future>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <set>
 #include <span>
+#include <system_error>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -213,6 +215,22 @@ std::string json_object_text(
 
 // Events of a bulk call reach the outbox in rows of at most this many.
 constexpr std::int64_t k_outbox_batch = 1000;
+
+// How many memberships `source` asserts, by org slug. Counted by org id,
+// the table's key order, so no sort is needed; the few org rows are joined
+// afterwards.
+std::map<std::string, std::size_t> member_counts(Db& db, std::string_view source) {
+    std::map<std::string, std::size_t> counts;
+    auto& q = db.query(
+        "SELECT o.slug, c.n FROM (SELECT org_id, COUNT(*) AS n FROM membership_assertions "
+        "WHERE source = ? GROUP BY org_id) c JOIN orgs o ON o.id = c.org_id",
+        source);
+    while (q.executeStep()) {
+        counts.emplace(q.getColumn(0).getString(),
+                       static_cast<std::size_t>(q.getColumn(1).getInt64()));
+    }
+    return counts;
+}
 
 class TransactionImpl final : public Transaction {
   public:
@@ -940,6 +958,11 @@ class TransactionImpl final : public Transaction {
         m_db.run("DELETE FROM source_groups WHERE source = ? AND external_id = ?", source,
                  external_id);
         return {};
+    }
+
+    Expected<std::map<std::string, std::size_t>> source_member_counts(
+        std::string_view source) override {
+        return member_counts(m_db, source);
     }
 
     Expected<void> mark_settled(std::string_view source, std::string_view key,
@@ -2923,18 +2946,7 @@ Expected<SourceAssertions> Store::source_assertions_for(
 Expected<std::map<std::string, std::size_t>> Store::source_member_counts(
     std::string_view source) const {
     return m_impl->read([&](Db& db) -> Expected<std::map<std::string, std::size_t>> {
-        std::map<std::string, std::size_t> counts;
-        // Counted by org id, the table's key order, so no sort is needed;
-        // the few org rows are joined afterwards.
-        auto& q = db.query(
-            "SELECT o.slug, c.n FROM (SELECT org_id, COUNT(*) AS n FROM membership_assertions "
-            "WHERE source = ? GROUP BY org_id) c JOIN orgs o ON o.id = c.org_id",
-            source);
-        while (q.executeStep()) {
-            counts.emplace(q.getColumn(0).getString(),
-                           static_cast<std::size_t>(q.getColumn(1).getInt64()));
-        }
-        return counts;
+        return member_counts(db, source);
     });
 }
 
@@ -3023,29 +3035,60 @@ MirrorDigest mirror_digest(const SourceGroup& group) {
     return digester.digest();
 }
 
+namespace {
+
+// A record's digest binds its kind and id to its content.
+MirrorDigest record_digest(std::string_view kind, std::string_view id,
+                           const MirrorDigest& content) {
+    std::array<char, 16> words{};
+    std::memcpy(words.data(), &content.low, 8);
+    std::memcpy(words.data() + 8, &content.high, 8);
+    Digester digester;
+    digester.add(kind);
+    digester.add(id);
+    digester.add(std::string_view(words.data(), words.size()));
+    return digester.digest();
+}
+
+template <typename Record>
+MirrorDigest sum_of(std::span<const Record> records, std::string_view kind) {
+    MirrorDigest sum;
+    for (const auto& record : records) {
+        const MirrorDigest digest = record_digest(kind, record.external_id, mirror_digest(record));
+        sum.low += digest.low;
+        sum.high += digest.high;
+    }
+    return sum;
+}
+
+// From how many member ids the groups are summed on a thread of their
+// own, beside the users: the two are far apart in memory and each waits
+// mostly on cache misses (a directory of 100,000 users and 300,000 member
+// values takes about 28 ms on one thread).
+constexpr std::size_t k_parallel_members = 50'000;
+
+}  // namespace
+
 MirrorDigest mirror_set_digest(std::span<const SourceUser> users,
                                std::span<const SourceGroup> groups) {
-    // Each record's digest binds its kind and id to its content; the sum of
-    // them does not depend on the order.
-    MirrorDigest sum;
-    const auto add = [&](std::string_view kind, std::string_view id, const MirrorDigest& content) {
-        std::array<char, 16> words{};
-        std::memcpy(words.data(), &content.low, 8);
-        std::memcpy(words.data() + 8, &content.high, 8);
-        Digester digester;
-        digester.add(kind);
-        digester.add(id);
-        digester.add(std::string_view(words.data(), words.size()));
-        const MirrorDigest record = digester.digest();
-        sum.low += record.low;
-        sum.high += record.high;
-    };
-    for (const auto& user : users) {
-        add("user", user.external_id, mirror_digest(user));
-    }
+    // The sum of the records' digests does not depend on their order.
+    std::size_t members = 0;
     for (const auto& group : groups) {
-        add("group", group.external_id, mirror_digest(group));
+        members += group.member_ids.size();
     }
+    std::future<MirrorDigest> of_groups;
+    if (members >= k_parallel_members && !users.empty()) {
+        try {
+            of_groups =
+                std::async(std::launch::async, [groups] { return sum_of(groups, "group"); });
+        } catch (const std::system_error&) {
+            // no thread to be had: summed below, on this one
+        }
+    }
+    MirrorDigest sum = sum_of(users, "user");
+    const MirrorDigest group_sum = of_groups.valid() ? of_groups.get() : sum_of(groups, "group");
+    sum.low += group_sum.low;
+    sum.high += group_sum.high;
     return sum;
 }
 

@@ -261,6 +261,11 @@ class Transaction {
     // Records a sync run (its id is assigned by the store).
     virtual Expected<void> record_sync_run(const SyncRun& run) = 0;
 
+    // How many memberships `source` asserts, by org slug, as this
+    // transaction leaves them so far (Store::source_member_counts).
+    virtual Expected<std::map<std::string, std::size_t>> source_member_counts(
+        std::string_view source) = 0;
+
     // Records that the plan of a full sync of `source` under `key` (the
     // caller's name for the mapping and planner it used) is empty for the
     // store as this transaction leaves it, with the caller's `summary` text

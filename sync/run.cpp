@@ -184,44 +184,47 @@ std::string mirror_text(const SourceData& data) {
 }
 
 // What a settled source records: the digest of the records its plan was
-// made from (the fetch, now the mirror, or the stored mirror), and the
-// counts of that plan that depend only on the mirror and the mapping.
-std::string settled_summary_text(const PlanSummary& summary, const std::string& mirror) {
+// made from (the fetch, now the mirror, or the stored mirror), the counts
+// of that plan that depend only on the mirror and the mapping, and the
+// memberships the source asserts once it is applied (so that a settled run
+// need not count them again).
+std::string settled_summary_text(const PlanSummary& summary, const std::string& mirror,
+                                 const std::map<std::string, std::size_t>& members_by_org) {
     return nlohmann::json{{"mirror", mirror},
                           {"mapped_users", summary.mapped_users},
                           {"unmapped_users", summary.unmapped_users},
-                          {"invalid_emails", summary.invalid_emails}}
+                          {"invalid_emails", summary.invalid_emails},
+                          {"source_members_by_org", members_by_org}}
         .dump();
 }
 
-// Whether a settled source's record was made from records with the digest
-// `mirror` (a record without one, from before digests were kept, was not).
-bool settled_with(const std::string& summary_text, const std::string& mirror) {
+// The empty plan of a settled source whose record `summary_text` was made
+// from records with the digest `mirror`, with the counts recorded then;
+// nullopt when the record was made from other records (or is not one this
+// version wrote).
+std::optional<Plan> settled_plan(const SourceSpec& source, const SourceData& data,
+                                 const std::string& summary_text, const std::string& mirror) {
     const auto summary = nlohmann::json::parse(summary_text, nullptr, false);
-    return summary.is_object() && summary.value("mirror", std::string()) == mirror;
-}
-
-// The empty plan of a settled source, with the counts recorded when it
-// was settled and the memberships the source asserts now.
-Expected<Plan> settled_plan(const Store& store, const SourceSpec& source, const SourceData& data,
-                            const std::string& summary_text) {
+    if (!summary.is_object() || summary.value("mirror", std::string()) != mirror) {
+        return std::nullopt;
+    }
+    const auto members = summary.find("source_members_by_org");
+    if (members == summary.end() || !members->is_object()) {
+        return std::nullopt;
+    }
     Plan plan;
     plan.source = source.name;
     plan.summary.mirror_users = data.users.size();
-    auto summary = nlohmann::json::parse(summary_text, nullptr, false);
-    if (summary.is_object()) {
-        plan.summary.mapped_users = summary.value("mapped_users", std::size_t{0});
-        plan.summary.unmapped_users = summary.value("unmapped_users", std::size_t{0});
-        plan.summary.invalid_emails = summary.value("invalid_emails", std::size_t{0});
+    plan.summary.mapped_users = summary.value("mapped_users", std::size_t{0});
+    plan.summary.unmapped_users = summary.value("unmapped_users", std::size_t{0});
+    plan.summary.invalid_emails = summary.value("invalid_emails", std::size_t{0});
+    for (const auto& [org, count] : members->items()) {
+        if (!count.is_number_unsigned()) {
+            return std::nullopt;
+        }
+        plan.summary.source_members += count.get<std::size_t>();
+        plan.summary.source_members_by_org.emplace(org, count.get<std::size_t>());
     }
-    auto counts = store.source_member_counts(source.name);
-    if (!counts) {
-        return std::unexpected(counts.error());
-    }
-    for (const auto& [org, count] : *counts) {
-        plan.summary.source_members += count;
-    }
-    plan.summary.source_members_by_org = std::move(*counts);
     return plan;
 }
 
@@ -392,8 +395,13 @@ Expected<RunResult> execute(Store& store, const mapping::Mapping& mapping, const
                 }
             }
             if (settle && as_planned && plan.held.empty()) {
-                return tx.mark_settled(source.name, settle->key, settle->generation,
-                                       settled_summary_text(plan.summary, settle->mirror));
+                auto members = tx.source_member_counts(source.name);
+                if (!members) {
+                    return std::unexpected(members.error());
+                }
+                return tx.mark_settled(
+                    source.name, settle->key, settle->generation,
+                    settled_summary_text(plan.summary, settle->mirror, *members));
             }
             return {};
         });
@@ -631,11 +639,11 @@ Expected<RunResult> run_full(Store& store, const mapping::Mapping& mapping,
         if (!summary) {
             return std::unexpected(summary.error());
         }
-        if (*summary && settled_with(**summary, data_mirror)) {
-            auto plan = settled_plan(store, source, *fetched, **summary);
-            if (!plan) {
-                return std::unexpected(plan.error());
-            }
+        std::optional<Plan> plan;
+        if (*summary) {
+            plan = settled_plan(source, *fetched, **summary, data_mirror);
+        }
+        if (plan) {
             auto written = store.write(source.name, [&](Transaction& tx) -> Expected<void> {
                 if (auto cursor = tx.set_source_cursor(source.name, fetched->cursor); !cursor) {
                     return cursor;

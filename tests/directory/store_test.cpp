@@ -1474,6 +1474,36 @@ TEST(MirrorDigestTest, AMirrorDigestsAsItsSetOfRecords) {
     EXPECT_NE(mirror_set_digest({}, {}), digest);
 }
 
+// A mirror large enough that its groups are summed on a second thread
+// digests as the sum of its users' and its groups' digests, whatever the
+// order, and still sees a single member changed.
+TEST(MirrorDigestTest, ALargeMirrorDigestsAsTheSumOfItsParts) {
+    std::vector<SourceUser> users;
+    for (int i = 0; i < 2000; ++i) {
+        const std::string id = "u" + std::to_string(i);
+        users.push_back({"corp", id, id + "@x.com", "User " + id, i % 7 != 0, "{}"});
+    }
+    std::vector<SourceGroup> groups;
+    for (int g = 0; g < 30; ++g) {
+        SourceGroup group{"corp", "g" + std::to_string(g), "cn=g" + std::to_string(g), "{}", {}};
+        for (int i = 0; i < 2000; ++i) {
+            group.member_ids.push_back("u" + std::to_string((i * 7 + g) % 2000));
+        }
+        groups.push_back(std::move(group));
+    }
+    const MirrorDigest whole = mirror_set_digest(users, groups);
+    const MirrorDigest of_users = mirror_set_digest(users, {});
+    const MirrorDigest of_groups = mirror_set_digest({}, groups);
+    EXPECT_EQ(whole.low, of_users.low + of_groups.low);
+    EXPECT_EQ(whole.high, of_users.high + of_groups.high);
+
+    std::vector<SourceGroup> reordered(groups.rbegin(), groups.rend());
+    std::reverse(users.begin(), users.end());
+    EXPECT_EQ(mirror_set_digest(users, reordered), whole);
+    reordered[5].member_ids[1000] = "u1";
+    EXPECT_NE(mirror_set_digest(users, reordered), whole);
+}
+
 TEST_F(StoreTest, ASettledSourceStaysSettledOnlyWhileNothingIsWritten) {
     auto generation = must(store().generation());
     EXPECT_EQ(must(store().settled_summary("corp", "k1", generation)), std::nullopt);
