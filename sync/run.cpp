@@ -566,6 +566,23 @@ Expected<StoredDigests> read_stored_digests(const Store& store, std::string_view
     return StoredDigests{*generation, std::move(*users), std::move(*groups)};
 }
 
+Expected<bool> source_settled(const Store& store, const mapping::Mapping& mapping,
+                              const SourceSpec& source) {
+    const std::string key = settle_key(mapping, source);
+    if (key.empty()) {
+        return false;
+    }
+    auto generation = store.generation();
+    if (!generation) {
+        return std::unexpected(generation.error());
+    }
+    auto summary = store.settled_summary(source.name, key, *generation);
+    if (!summary) {
+        return std::unexpected(summary.error());
+    }
+    return summary->has_value();
+}
+
 namespace {
 
 // A full run: of `fetched`, compared with `pre_read` when it is still
@@ -715,7 +732,7 @@ Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
 
 Expected<RunResult> run_sync(Store& store, const mapping::Mapping& mapping,
                              const SourceSpec& source, const SourceData& fetched,
-                             StoredDigests stored, const RunOptions& options) {
+                             std::optional<StoredDigests> stored, const RunOptions& options) {
     return run_full(store, mapping, source, &fetched, std::move(stored), options);
 }
 

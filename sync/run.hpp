@@ -69,8 +69,9 @@ directory::Expected<RunResult> run_sync(directory::Store& store, const mapping::
 // mirror records that changed: the digests of the stored mirror's records
 // (Store::source_user_digests, source_group_digests) and the store
 // generation read before them. A connector can read them on another thread
-// while it reads the source, and hand them to run_sync. (A settled source
-// needs none: its fetch is compared with the digest of the last one.)
+// while it reads the source, and hand them to run_sync. A settled source
+// needs none (its fetch is compared with the digest of the last one), so a
+// connector reads them only when source_settled says it is not.
 struct StoredDigests {
     std::int64_t generation = 0;
     std::unordered_map<std::string, directory::MirrorDigest> users;
@@ -79,13 +80,21 @@ struct StoredDigests {
 directory::Expected<StoredDigests> read_stored_digests(const directory::Store& store,
                                                        std::string_view source);
 
-// run_sync with `fetched` and the stored mirror's digests read before
-// (read_stored_digests). They are used when nothing was committed since
-// they were read (the store generation is the same), and read again
-// otherwise.
+// Whether `source` is settled under `mapping` as the store stands now: a
+// full run that fetches the records its last plan was made from will need
+// no plan (Transaction::mark_settled). A write committed after this answer
+// unsettles it again; run_sync checks for itself.
+directory::Expected<bool> source_settled(const directory::Store& store,
+                                         const mapping::Mapping& mapping, const SourceSpec& source);
+
+// run_sync with `fetched` and the stored mirror's digests when they were
+// read before (read_stored_digests). They are used when nothing was
+// committed since they were read (the store generation is the same), and
+// read again when the run plans otherwise.
 directory::Expected<RunResult> run_sync(directory::Store& store, const mapping::Mapping& mapping,
                                         const SourceSpec& source, const SourceData& fetched,
-                                        StoredDigests stored, const RunOptions& options);
+                                        std::optional<StoredDigests> stored,
+                                        const RunOptions& options);
 
 // One incremental run: the plan of make_delta_plan, guarded like run_sync
 // (an incomplete delta fails the run; the deletion guard applies), then one

@@ -505,25 +505,38 @@ Expected<LdapSyncReport> sync_ldap_source(Store& store, const mapping::Mapping& 
         stats = {};
     }
 
-    // The stored mirror's digests, which the run compares the read with,
-    // are read from the store while the directory is read.
-    auto stored_digests = std::async(std::launch::async, [&store, &source] {
-        return sync::read_stored_digests(store, source.name);
-    });
+    // The stored mirror's digests, which a run that plans compares the read
+    // with, are read from the store while the directory is read; a settled
+    // source is likely to need no plan, and its run reads them only if it
+    // does (they are 100,000 rows that would compete with the read for CPU).
+    auto settled = sync::source_settled(store, mapping, source);
+    if (!settled) {
+        return std::unexpected(settled.error());
+    }
+    std::future<Expected<sync::StoredDigests>> stored_digests;
+    if (!*settled) {
+        stored_digests = std::async(std::launch::async, [&store, &source] {
+            return sync::read_stored_digests(store, source.name);
+        });
+    }
     auto data = full_read(*connection, config, source.name, settings, stats, options.progress);
-    auto stored = stored_digests.get();
+    std::optional<sync::StoredDigests> stored;
+    if (stored_digests.valid()) {
+        auto digests = stored_digests.get();
+        if (!digests) {
+            return std::unexpected(digests.error());
+        }
+        stored = std::move(*digests);
+    }
     if (!data) {
         return record_failure(store, mapping, source, data.error(), "full", stats);
-    }
-    if (!stored) {
-        return std::unexpected(stored.error());
     }
     spdlog::info(
         "event=ldap_read source={} mode=full reason=\"{}\" users={} groups={} pages={} "
         "skipped_without_id={} skipped_without_email={} unresolved_members={} nested={} cycles={}",
         source.name, reason, stats.users, stats.groups, stats.pages, stats.users_without_id,
         stats.users_without_email, stats.unresolved_members, stats.nested_groups, stats.cycles);
-    auto run = sync::run_sync(store, mapping, source, *data, std::move(*stored), run_options);
+    auto run = sync::run_sync(store, mapping, source, *data, std::move(stored), run_options);
     // The read and the run's working sets are hundreds of thousands of small
     // blocks; glibc keeps freed ones resident, so the next read would come on
     // top of them. Their pages go back to the system.

@@ -464,6 +464,12 @@ TEST_F(LdapSync, DeletedAndDisabledUsers) {
     EXPECT_FALSE(roles.contains("user3@acme.com"));
     EXPECT_TRUE(roles.contains("user2@acme.com"));  // deactivated, not removed
     EXPECT_EQ(decide("user2@acme.com", "project.resources.read"), "deny");
+    // The first run left the source settled, so this one read the stored
+    // mirror's digests only once it found the directory changed: the
+    // deleted entry is gone from the mirror too.
+    const auto mirror = mirrored_emails();
+    EXPECT_FALSE(mirror.contains("user3@acme.com"));
+    EXPECT_EQ(mirror.size(), 9U);
 }
 
 TEST_F(LdapSync, DeletionGuardBlocksAMassDisappearance) {
