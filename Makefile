@@ -57,7 +57,7 @@ fuzz: deps
 # it, the daemon included, so the test fails. tests/tsan.supp: third-party
 # code only (docs/RELIABILITY.md).
 TSAN_TARGETS = orgsyncd directory_tests scim_tests daemon_tests scim_server_tests service_tests ldap_tests
-TSAN_TESTS ?= ConcurrencyTest|CommitQueueTest|CommitTogetherTest|MetricsTest|OutboxDeliveryTest|ScimServerTest|ServiceTest|LdapSync\.
+TSAN_TESTS ?= ConcurrencyTest|MirrorDigestTest\.ALarge|CommitQueueTest|CommitTogetherTest|MetricsTest|OutboxDeliveryTest|ScimServerTest|ServiceTest|LdapSync\.
 tsan: deps
 	cmake -S . -B build-tsan -DORGSYNC_SANITIZE=thread -DORGSYNC_BUILD_BENCH=OFF $(CMAKE_FLAGS)
 	cmake --build build-tsan -j$(JOBS) --target $(TSAN_TARGETS)
