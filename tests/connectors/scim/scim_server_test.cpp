@@ -546,12 +546,23 @@ TEST_F(ScimServerTest, BadRequestsChangeNothing) {
         call("PATCH", "/Users/" + id, patch({{{"op", "replace"}, {"path", "id"}, {"value", "x"}}})),
         400, "mutability");
 
-    // Oversize body: refused before it is read.
+    // Oversize body: refused before it is read. The daemon answers 413 and
+    // closes once it has the head, so the client can still be sending the
+    // body when the connection goes, and then sees its write (or the read
+    // after it) fail instead: the same refusal. SecurityTest checks the 413
+    // itself with a client that reads while it sends.
+    ::signal(SIGPIPE, SIG_IGN);  // that write fails rather than ending the test
     std::string huge =
         "{\"userName\":\"x@acme.com\",\"title\":\"" + std::string(2 << 20, 'x') + "\"}";
-    Reply big =
-        send("POST", "/Users", huge, {{"Authorization", std::string("Bearer ") + k_entra_token}});
-    EXPECT_EQ(big.status, 413);
+    const auto big = m_client->Post("/scim/v2/Users",
+                                    {{"Authorization", std::string("Bearer ") + k_entra_token}},
+                                    huge, "application/scim+json");
+    if (big) {
+        EXPECT_EQ(big->status, 413);
+    } else {
+        EXPECT_TRUE(big.error() == httplib::Error::Write || big.error() == httplib::Error::Read)
+            << httplib::to_string(big.error());
+    }
 
     // Too many members in one PATCH.
     std::string group = create_group("Big");
